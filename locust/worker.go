@@ -78,6 +78,7 @@ type Worker struct {
 	seenMasterHB bool
 	lastAck      time.Time
 	quitting     bool
+	spawned      map[string]int64 // counts in the last spawning_complete
 
 	jobs     chan func()
 	reportMu sync.Mutex // one report at a time: a window is sent exactly once
@@ -162,6 +163,17 @@ func (w *Worker) Index() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.index
+}
+
+// SpawnedCounts returns the per-class user counts of the last completed spawn.
+func (w *Worker) SpawnedCounts() map[string]int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]int64, len(w.spawned))
+	for k, v := range w.spawned {
+		out[k] = v
+	}
+	return out
 }
 
 // RegisterMessage installs a handler for a custom message type from the master.
@@ -465,6 +477,7 @@ func (w *Worker) onSpawn(ctx context.Context, data map[string]any) {
 	ok := w.registered && !w.quitting
 	if ok {
 		w.state = "running"
+		w.spawned = counts
 	}
 	w.mu.Unlock()
 	if ok {

@@ -78,7 +78,12 @@ func main() {
 	defer stop()
 	runErr := w.Run(ctx)
 	if *summary != "" {
-		b, _ := json.MarshalIndent(w.Stats().Summary(), "", "  ")
+		out := struct {
+			locust.Summary
+			Spawned map[string]int64 `json:"spawned"`
+			Index   int              `json:"worker_index"`
+		}{w.Stats().Summary(), w.SpawnedCounts(), w.Index()}
+		b, _ := json.MarshalIndent(out, "", "  ")
 		_ = os.WriteFile(*summary, b, 0o644)
 	}
 	if runErr != nil {
