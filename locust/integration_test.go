@@ -142,8 +142,8 @@ func TestHeadlessRun(t *testing.T) {
 }
 
 type webStats struct {
-	State   string `json:"state"`
-	Stats   []struct {
+	State string `json:"state"`
+	Stats []struct {
 		Name        string `json:"name"`
 		NumRequests int64  `json:"num_requests"`
 	} `json:"stats"`

@@ -41,14 +41,23 @@ func Decode(b []byte) (m Message, err error) {
 			m, err = Message{}, fmt.Errorf("%w: decoder panic: %v", ErrMalformed, r)
 		}
 	}()
-	dec := msgpack.NewDecoder(bytes.NewReader(b))
-	dec.SetMapDecoder(decodeMap)
-	var arr []any
-	if err := dec.Decode(&arr); err != nil {
+	if err := checkMsgpack(b); err != nil {
 		return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	if len(arr) != 3 {
-		return Message{}, fmt.Errorf("%w: envelope has %d elements, want 3", ErrMalformed, len(arr))
+	dec := msgpack.NewDecoder(bytes.NewReader(b))
+	dec.SetMapDecoder(decodeMap)
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if n != 3 {
+		return Message{}, fmt.Errorf("%w: envelope has %d elements, want 3", ErrMalformed, n)
+	}
+	arr := make([]any, 3)
+	for i := range arr {
+		if arr[i], err = dec.DecodeInterface(); err != nil {
+			return Message{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
 	}
 	typ, ok1 := arr[0].(string)
 	node, ok2 := arr[2].(string)
