@@ -3,6 +3,7 @@ module github.com/zenoload/zenoload
 go 1.26
 
 require (
+	github.com/joho/godotenv v1.5.1
 	github.com/stretchr/testify v1.12.1
 	github.com/vmihailenco/msgpack/v5 v5.4.1
 	github.com/zeromq/goczmq v0.0.0-20190906225145-a7546843a315

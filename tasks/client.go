@@ -1,0 +1,460 @@
+package tasks
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zenoload/zenoload/redact"
+)
+
+// Client defaults.
+const (
+	DefaultMaxIdleConns = 10000
+	DefaultDialTimeout  = 10 * time.Second
+	DefaultTimeout      = 600 * time.Second
+	// DefaultMaxLineBytes is far above the largest real line (a
+	// generate_insights update is hundreds of KB) yet bounds memory per stream.
+	DefaultMaxLineBytes = 16 << 20
+)
+
+// errorBodyLimit bounds how much of a non-200 body is read for its detail.
+const errorBodyLimit = 4 << 10
+
+// drainLimit is how much unread body is discarded on Close so the connection
+// can be reused; beyond it the connection is simply dropped.
+const drainLimit = 64 << 10
+
+// ClientConfig configures a Client. Zero fields take the defaults above.
+type ClientConfig struct {
+	MaxIdleConns int           // keep-alive pool size, total and per host; >= concurrent users
+	DialTimeout  time.Duration // TCP connect (and TLS handshake) limit
+	Timeout      time.Duration // whole request, from sending to the end of the body
+	MaxLineBytes int           // longest accepted NDJSON line, excluding the newline
+	Redactor     *redact.Redactor
+	// Transport replaces the tuned transport (tests, custom TLS).
+	Transport http.RoundTripper
+}
+
+// Client posts chat requests and measures their NDJSON streams. It speaks
+// HTTP/1.1 (one connection per in-flight stream, like the Python suite did)
+// and never follows redirects: a 3xx is reported as such. Safe for
+// concurrent use.
+type Client struct {
+	cfg     ClientConfig
+	hc      *http.Client
+	readers sync.Pool // *bufio.Reader, 4 KiB each: memory matters at 10k streams
+}
+
+// NewClient builds a client with a transport tuned for many long streams.
+func NewClient(cfg ClientConfig) *Client {
+	if cfg.MaxIdleConns <= 0 {
+		cfg.MaxIdleConns = DefaultMaxIdleConns
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.MaxLineBytes <= 0 {
+		cfg.MaxLineBytes = DefaultMaxLineBytes
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		rt = &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        cfg.MaxIdleConns,
+			MaxIdleConnsPerHost: cfg.MaxIdleConns,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: cfg.DialTimeout,
+			// Transparent gzip would hide the real byte count and delay lines.
+			DisableCompression: true,
+		}
+	}
+	return &Client{
+		cfg: cfg,
+		hc: &http.Client{
+			Transport:     rt,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// Timeout is the configured total per-request timeout.
+func (c *Client) Timeout() time.Duration { return c.cfg.Timeout }
+
+// CloseIdleConnections closes idle keep-alive connections.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// ChatRequest is the JSON body of POST /api/chat. The server requires
+// thread_id; reusing one continues that conversation.
+type ChatRequest struct {
+	Query    string `json:"query"`
+	ThreadID string `json:"thread_id"`
+}
+
+// Outcome classifies a request.
+type Outcome int
+
+const (
+	OK          Outcome = iota // 200 and a complete stream (non-fatal error lines possible)
+	Canceled                   // the caller's context ended: not a result, never recorded
+	HTTPStatus                 // non-200 status
+	StreamFatal                // a fatal error line
+	Timeout                    // our per-request timeout fired
+	LineTooLong                // a line exceeded MaxLineBytes
+	Truncated                  // the body failed after the headers
+	InvalidLine                // a line that is not a {"node":...} JSON object
+	EmptyStream                // 200 with no lines at all
+	ConnError                  // no response: refused, reset, DNS, TLS...
+)
+
+var outcomeNames = [...]string{"ok", "canceled", "http_status", "stream_fatal", "timeout", "line_too_long", "truncated", "invalid_line", "empty_stream", "connection_error"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// NodeCounts counts lines by node kind (bounded: unknown kinds go to Other).
+type NodeCounts struct {
+	Model, Tools, TraceInfo, Error, Other int
+}
+
+func (n *NodeCounts) add(node string) {
+	switch node {
+	case "model":
+		n.Model++
+	case "tools":
+		n.Tools++
+	case "trace_info":
+		n.TraceInfo++
+	case "error":
+		n.Error++
+	default:
+		n.Other++
+	}
+}
+
+// Result is one measured request. Durations use the monotonic clock and are
+// measured from just before the request is sent.
+type Result struct {
+	Outcome Outcome
+	Status  int    // 0 when no response arrived
+	Message string // stable, short, redacted failure text ("" for OK)
+	Err     error  // underlying error with details, for debug logs only
+
+	GotHeaders   bool
+	GotFirstLine bool
+	TTFB         time.Duration // to response headers
+	FirstLine    time.Duration // to the first complete line
+	Total        time.Duration // to the end of the body (or the failure)
+
+	Bytes int64 // body bytes read, newlines included
+	Lines int   // non-empty lines
+	Nodes NodeCounts
+
+	NonFatalErrors int    // error lines that were not fatal
+	NonFatalType   string // error_type (or type) of the first one
+
+	HasQuota     bool // X-Prompts-Used was present and numeric
+	PromptsUsed  int
+	PromptsQuota int
+}
+
+// Failure is the Locust failure text, "" for success. Non-fatal error lines
+// fail the request only when failOnNonFatal is set.
+func (r *Result) Failure(failOnNonFatal bool) string {
+	if r.Outcome == OK {
+		if failOnNonFatal && r.NonFatalErrors > 0 {
+			return "stream error (non-fatal): " + r.NonFatalType
+		}
+		return ""
+	}
+	return r.Message
+}
+
+// Chat sends one request and reads its stream to the end. It never returns a
+// nil Result; when ctx ends first the Outcome is Canceled.
+func (c *Client) Chat(ctx context.Context, baseURL string, tok Token, req ChatRequest) *Result {
+	res := c.chat(ctx, baseURL, tok, req)
+	// One exit for every text that may echo server input: anything the
+	// server sends back can contain the key.
+	clean := func(s string) string { return c.cfg.Redactor.String(tok.redactIn(s)) }
+	res.Message = clean(res.Message)
+	res.NonFatalType = clean(res.NonFatalType)
+	if res.Err != nil {
+		if s := res.Err.Error(); clean(s) != s {
+			res.Err = errors.New(clean(s))
+		}
+	}
+	return res
+}
+
+func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRequest) *Result {
+	res := &Result{}
+	if err := ctx.Err(); err != nil {
+		res.Outcome, res.Err = Canceled, err
+		return res
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		c.fail(res, ConnError, "connection error: bad request", fmt.Errorf("encode request: %w", err))
+		return res
+	}
+	rctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout, errRequestTimeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, strings.TrimRight(baseURL, "/")+"/api/chat", bytes.NewReader(body))
+	if err != nil {
+		c.fail(res, ConnError, "connection error: invalid url", fmt.Errorf("build request: %w", err))
+		return res
+	}
+	hreq.Header.Set("Authorization", tok.Bearer())
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/x-ndjson")
+
+	start := time.Now()
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		res.Total = time.Since(start)
+		c.transportFailure(ctx, rctx, res, err, false)
+		return res
+	}
+	res.TTFB = time.Since(start)
+	res.GotHeaders = true
+	res.Status = resp.StatusCode
+	defer func() {
+		// Small leftovers are drained for keep-alive; big ones drop the conn.
+		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+		_ = resp.Body.Close()
+	}()
+
+	if resp.StatusCode != http.StatusOK {
+		c.readErrorBody(ctx, rctx, resp, start, res, tok)
+		return res
+	}
+	if used, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("X-Prompts-Used"))); err == nil {
+		res.HasQuota, res.PromptsUsed = true, used
+		res.PromptsQuota, _ = strconv.Atoi(strings.TrimSpace(resp.Header.Get("X-Prompts-Quota")))
+	}
+	c.readStream(ctx, rctx, resp.Body, start, res)
+	return res
+}
+
+// errRequestTimeout marks our own deadline, as opposed to the caller's.
+var errRequestTimeout = errors.New("request timeout")
+
+// errLineTooLong aborts a stream whose line exceeds MaxLineBytes.
+var errLineTooLong = errors.New("line too long")
+
+func (c *Client) fail(res *Result, o Outcome, msg string, err error) {
+	res.Outcome, res.Message, res.Err = o, msg, err
+}
+
+// transportFailure classifies an error from Do or from reading the body.
+func (c *Client) transportFailure(parent, rctx context.Context, res *Result, err error, midBody bool) {
+	switch {
+	case parent.Err() != nil:
+		res.Outcome, res.Err = Canceled, err
+	case rctx.Err() != nil && errors.Is(context.Cause(rctx), errRequestTimeout):
+		c.fail(res, Timeout, "timeout after "+formatSeconds(c.cfg.Timeout), err)
+	case midBody:
+		c.fail(res, Truncated, "stream truncated", err)
+	default:
+		c.fail(res, ConnError, "connection error: "+connCategory(err), err)
+	}
+}
+
+func (c *Client) readErrorBody(parent, rctx context.Context, resp *http.Response, start time.Time, res *Result, tok Token) {
+	buf, err := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+	res.Bytes = int64(len(buf))
+	res.Total = time.Since(start)
+	if err != nil && parent.Err() != nil {
+		res.Outcome, res.Err = Canceled, err
+		return
+	}
+	// Redact before sanitising: truncation could cut a token in half.
+	detail := c.cfg.Redactor.String(tok.redactIn(errorDetail(buf)))
+	c.fail(res, HTTPStatus, statusMessage(resp.StatusCode, detail), nil)
+	res.Err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, c.cfg.Redactor.String(tok.redactIn(string(bytes.TrimSpace(buf)))))
+}
+
+// streamState tracks the classification while lines arrive.
+type streamState struct {
+	fatalType    string
+	invalidLines int
+}
+
+func (c *Client) readStream(parent, rctx context.Context, body io.Reader, start time.Time, res *Result) {
+	br, _ := c.readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(body, 4<<10)
+	} else {
+		br.Reset(body)
+	}
+	defer func() {
+		br.Reset(nil)
+		c.readers.Put(br)
+	}()
+
+	var st streamState
+	var acc []byte
+	for {
+		line, err := readLine(br, &acc, c.cfg.MaxLineBytes, &res.Bytes)
+		if len(line) > 0 && (err == nil || errors.Is(err, io.EOF)) {
+			c.handleLine(bytes.TrimSpace(line), start, res, &st)
+		}
+		if err == nil {
+			continue
+		}
+		res.Total = time.Since(start)
+		switch {
+		case errors.Is(err, io.EOF):
+			c.finish(res, &st)
+		case st.fatalType != "" && parent.Err() == nil:
+			c.fail(res, StreamFatal, "stream error: "+st.fatalType, err)
+		case errors.Is(err, errLineTooLong):
+			c.fail(res, LineTooLong, "line too long", err)
+		default:
+			c.transportFailure(parent, rctx, res, err, true)
+		}
+		return
+	}
+}
+
+// readLine returns the next line (with its newline) using at most max bytes
+// of memory beyond the reader's buffer. acc is reused across lines.
+func readLine(br *bufio.Reader, acc *[]byte, max int, n *int64) ([]byte, error) {
+	*acc = (*acc)[:0]
+	for {
+		frag, err := br.ReadSlice('\n')
+		*n += int64(len(frag))
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if len(*acc)+len(frag) > max+2 { // +2: room for "\r\n"
+				return nil, errLineTooLong
+			}
+			*acc = append(*acc, frag...)
+			continue
+		}
+		line := frag
+		if len(*acc) > 0 {
+			*acc = append(*acc, frag...)
+			line = *acc
+		}
+		if len(bytes.TrimRight(line, "\r\n")) > max {
+			return nil, errLineTooLong
+		}
+		return line, err
+	}
+}
+
+func (c *Client) handleLine(line []byte, start time.Time, res *Result, st *streamState) {
+	if len(line) == 0 {
+		return
+	}
+	res.Lines++
+	if !res.GotFirstLine {
+		res.GotFirstLine = true
+		res.FirstLine = time.Since(start)
+	}
+	var head struct {
+		Node   string          `json:"node"`
+		Update json.RawMessage `json:"update"`
+	}
+	// Decoding Update as RawMessage skips building the (large) string.
+	if err := json.Unmarshal(line, &head); err != nil || head.Node == "" {
+		st.invalidLines++
+		res.Nodes.add("")
+		return
+	}
+	res.Nodes.add(head.Node)
+	if head.Node != "error" {
+		return
+	}
+	fatal, kind := parseErrorUpdate(head.Update)
+	if fatal {
+		if st.fatalType == "" {
+			st.fatalType = kind
+		}
+		return
+	}
+	res.NonFatalErrors++
+	if res.NonFatalType == "" {
+		res.NonFatalType = kind
+	}
+}
+
+// parseErrorUpdate reads an error line's update: a JSON string holding
+// {"error", "message", "error_type", "type", "fatal"?}. Unparseable updates
+// count as fatal with kind "unknown": we cannot tell the stream survived.
+func parseErrorUpdate(raw json.RawMessage) (fatal bool, kind string) {
+	doc := []byte(raw)
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		doc = []byte(s)
+	}
+	var e struct {
+		Type      string `json:"type"`
+		ErrorType string `json:"error_type"`
+		Fatal     any    `json:"fatal"`
+	}
+	if json.Unmarshal(doc, &e) != nil {
+		return true, "unknown"
+	}
+	fatal = e.Fatal == true || e.Fatal == "true" || e.Type == "stream_initialization_error"
+	kind = shortKind(e.ErrorType)
+	if kind == "" {
+		kind = shortKind(e.Type)
+	}
+	if kind == "" {
+		kind = "unknown"
+	}
+	return fatal, kind
+}
+
+// shortKind keeps an identifier-like label so the failures table stays small.
+func shortKind(s string) string {
+	var b strings.Builder
+	for _, r := range strings.TrimSpace(s) {
+		if b.Len() >= 40 {
+			break
+		}
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '.', r == '-':
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func (c *Client) finish(res *Result, st *streamState) {
+	switch {
+	case st.fatalType != "":
+		c.fail(res, StreamFatal, "stream error: "+st.fatalType, nil)
+	case st.invalidLines > 0:
+		c.fail(res, InvalidLine, "stream error: invalid line", nil)
+	case res.Lines == 0:
+		c.fail(res, EmptyStream, "empty stream", nil)
+	default:
+		res.Outcome = OK
+	}
+}
+
+// formatSeconds renders 600s as "600s" and 250ms as "0.25s".
+func formatSeconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
+}
