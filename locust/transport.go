@@ -17,6 +17,7 @@ import (
 type conn struct {
 	out    chan []byte
 	in     chan []byte
+	events chan connEvent
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -38,6 +39,7 @@ func dial(ctx context.Context, endpoint, identity string) (*conn, error) {
 	c := &conn{
 		out:    make(chan []byte, sendQueue),
 		in:     make(chan []byte, 64),
+		events: make(chan connEvent, 16),
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
@@ -68,8 +70,15 @@ func (c *conn) loop(ctx context.Context, endpoint, identity string, ready chan<-
 		ready <- fmt.Errorf("connect %s: %w", endpoint, err)
 		return
 	}
-	poller, err := goczmq.NewPoller(sock)
+	mon, err := startMonitor(sock)
 	if err != nil {
+		sock.Destroy()
+		ready <- fmt.Errorf("monitor: %w", err)
+		return
+	}
+	poller, err := goczmq.NewPoller(sock, mon)
+	if err != nil {
+		mon.Destroy()
 		sock.Destroy()
 		ready <- fmt.Errorf("poller: %w", err)
 		return
@@ -78,6 +87,7 @@ func (c *conn) loop(ctx context.Context, endpoint, identity string, ready chan<-
 	defer func() {
 		poller.Destroy()
 		sock.Destroy() // linger flushes what is queued
+		mon.Destroy()
 	}()
 
 	for {
@@ -95,6 +105,17 @@ func (c *conn) loop(ctx context.Context, endpoint, identity string, ready chan<-
 		}
 		s, _ := poller.Wait(int(pollInterval / time.Millisecond))
 		if s == nil {
+			continue
+		}
+		if s == mon {
+			if frames, err := mon.RecvMessage(); err == nil {
+				if ev, ok := readEvent(frames); ok {
+					select {
+					case c.events <- ev:
+					default: // the control loop is behind; the next event says enough
+					}
+				}
+			}
 			continue
 		}
 		// goczmq's Pollin() compares the whole event mask with ==, which is

@@ -79,6 +79,7 @@ type Worker struct {
 	lastAck      time.Time
 	quitting     bool
 	spawned      map[string]int64 // counts in the last spawning_complete
+	disconnected bool             // TCP to the master dropped; re-register on reconnect
 
 	jobs     chan func()
 	reportMu sync.Mutex // one report at a time: a window is sent exactly once
@@ -276,11 +277,13 @@ func (w *Worker) control(ctx context.Context) error {
 	defer check.Stop()
 	for {
 		w.mu.Lock()
-		in := w.c.in
+		in, events := w.c.in, w.c.events
 		w.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return nil
+		case ev := <-events:
+			w.onConnEvent(ev)
 		case b := <-in:
 			m, err := Decode(b)
 			if err != nil {
@@ -312,6 +315,36 @@ func (w *Worker) control(ctx context.Context) error {
 			w.checkMaster(ctx)
 		}
 	}
+}
+
+// onConnEvent re-registers after the TCP connection to the master comes
+// back: a restarted master does not know this worker and would ignore it
+// for good (Locust's own workers are orphaned this way).
+func (w *Worker) onConnEvent(ev connEvent) {
+	w.mu.Lock()
+	switch ev {
+	case evDisconnected:
+		w.disconnected = true
+		w.mu.Unlock()
+		w.log.Warn("lost the connection to the locust master; waiting for it to come back", "master", w.endpoint)
+		return
+	case evConnected:
+		if !w.disconnected {
+			w.mu.Unlock()
+			return // the first connect
+		}
+		w.disconnected = false
+	}
+	wasRegistered := w.registered
+	w.registered, w.seenMasterHB, w.state = false, false, "ready"
+	if wasRegistered {
+		w.lastAck = time.Now() // the --master-timeout clock restarts here
+	}
+	w.mu.Unlock()
+	w.log.Info("connection to the locust master is back; registering again", "master", w.endpoint)
+	// The old test died with the old master: its users must not run on.
+	w.jobs <- func() { w.pool.stopAll(0) }
+	w.sendReady()
 }
 
 func (w *Worker) sendReady() {

@@ -121,11 +121,28 @@ const (
 	ConnError                  // no response: refused, reset, DNS, TLS...
 )
 
-var outcomeNames = [...]string{"ok", "canceled", "http_status", "stream_fatal", "timeout", "line_too_long", "truncated", "invalid_line", "empty_stream", "connection_error"}
-
 func (o Outcome) String() string {
-	if int(o) < len(outcomeNames) {
-		return outcomeNames[o]
+	switch o {
+	case OK:
+		return "ok"
+	case Canceled:
+		return "canceled"
+	case HTTPStatus:
+		return "http_status"
+	case StreamFatal:
+		return "stream_fatal"
+	case Timeout:
+		return "timeout"
+	case LineTooLong:
+		return "line_too_long"
+	case Truncated:
+		return "truncated"
+	case InvalidLine:
+		return "invalid_line"
+	case EmptyStream:
+		return "empty_stream"
+	case ConnError:
+		return "connection_error"
 	}
 	return "outcome(" + strconv.Itoa(int(o)) + ")"
 }
@@ -251,7 +268,7 @@ func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRe
 		res.HasQuota, res.PromptsUsed = true, used
 		res.PromptsQuota, _ = strconv.Atoi(strings.TrimSpace(resp.Header.Get("X-Prompts-Quota")))
 	}
-	c.readStream(ctx, rctx, resp.Body, start, res)
+	c.readStream(ctx, rctx, resp.Body, start, res, func(s string) string { return c.cfg.Redactor.String(tok.redactIn(s)) })
 	return res
 }
 
@@ -297,9 +314,10 @@ func (c *Client) readErrorBody(parent, rctx context.Context, resp *http.Response
 type streamState struct {
 	fatalType    string
 	invalidLines int
+	clean        func(string) string // redacts server text before truncation
 }
 
-func (c *Client) readStream(parent, rctx context.Context, body io.Reader, start time.Time, res *Result) {
+func (c *Client) readStream(parent, rctx context.Context, body io.Reader, start time.Time, res *Result, clean func(string) string) {
 	br, _ := c.readers.Get().(*bufio.Reader)
 	if br == nil {
 		br = bufio.NewReaderSize(body, 4<<10)
@@ -311,7 +329,7 @@ func (c *Client) readStream(parent, rctx context.Context, body io.Reader, start 
 		c.readers.Put(br)
 	}()
 
-	var st streamState
+	st := streamState{clean: clean}
 	var acc []byte
 	for {
 		line, err := readLine(br, &acc, c.cfg.MaxLineBytes, &res.Bytes)
@@ -385,7 +403,7 @@ func (c *Client) handleLine(line []byte, start time.Time, res *Result, st *strea
 	if head.Node != "error" {
 		return
 	}
-	fatal, kind := parseErrorUpdate(head.Update)
+	fatal, kind := parseErrorUpdate(head.Update, st.clean)
 	if fatal {
 		if st.fatalType == "" {
 			st.fatalType = kind
@@ -401,7 +419,7 @@ func (c *Client) handleLine(line []byte, start time.Time, res *Result, st *strea
 // parseErrorUpdate reads an error line's update: a JSON string holding
 // {"error", "message", "error_type", "type", "fatal"?}. Unparseable updates
 // count as fatal with kind "unknown": we cannot tell the stream survived.
-func parseErrorUpdate(raw json.RawMessage) (fatal bool, kind string) {
+func parseErrorUpdate(raw json.RawMessage, clean func(string) string) (fatal bool, kind string) {
 	doc := []byte(raw)
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
@@ -416,9 +434,9 @@ func parseErrorUpdate(raw json.RawMessage) (fatal bool, kind string) {
 		return true, "unknown"
 	}
 	fatal = e.Fatal == true || e.Fatal == "true" || e.Type == "stream_initialization_error"
-	kind = shortKind(e.ErrorType)
+	kind = shortKind(clean(e.ErrorType))
 	if kind == "" {
-		kind = shortKind(e.Type)
+		kind = shortKind(clean(e.Type))
 	}
 	if kind == "" {
 		kind = "unknown"

@@ -3,7 +3,6 @@ package tasks
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -268,7 +267,7 @@ func TestClientTimingAccuracy(t *testing.T) {
 	c := NewClient(ClientConfig{})
 	tok := mustToken(t, testToken)
 	c.Chat(context.Background(), base, tok, ChatRequest{Query: "warm", ThreadID: "t"}) // warm the connection
-	const tol = 15 * time.Millisecond
+	const tol = 20 * time.Millisecond
 	var worst time.Duration
 	for range 3 {
 		res := c.Chat(context.Background(), base, tok, ChatRequest{Query: "q", ThreadID: "t"})
@@ -296,5 +295,4 @@ func TestFormatSeconds(t *testing.T) {
 			t.Errorf("%v → %s", d, got)
 		}
 	}
-	_ = fmt.Sprint()
 }

@@ -34,7 +34,15 @@ func nameIndex(name string) int {
 }
 
 func nameAt(i int) string {
-	return [...]string{NameQuick, NameAnalysis, NameConversationStart, NameConversationFollowUp}[i]
+	switch i {
+	case 0:
+		return NameQuick
+	case 1:
+		return NameAnalysis
+	case 2:
+		return NameConversationStart
+	}
+	return NameConversationFollowUp
 }
 
 // Bucket rounds a response time in ms the way Locust's stats do, so the

@@ -39,8 +39,9 @@ const (
 // Weights are task weights per iteration (not shares of users).
 type Weights struct{ Quick, Analysis, Conversation int }
 
-// Config configures ZenoChatUser. Start from DefaultConfig: zero numeric
-// fields are filled with defaults, but FailOnNonFatal is taken as given.
+// Config configures ZenoChatUser. Start from DefaultConfig: zero Weights, a
+// min/max pair that is zero at both ends and zero client limits get
+// defaults, but FailOnNonFatal is taken as given.
 type Config struct {
 	BaseURL string     // used when the master sends no host
 	Tokens  *TokenPool // required
@@ -98,22 +99,20 @@ func (cfg *Config) fill() error {
 	if cfg.Weights == (Weights{}) {
 		cfg.Weights = d.Weights
 	}
-	defDur := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
+	// A pair is defaulted only when both ends are zero, so 0..x stays usable.
+	pair := func(lo, hi *time.Duration, dlo, dhi time.Duration) {
+		if *lo == 0 && *hi == 0 {
+			*lo, *hi = dlo, dhi
 		}
 	}
-	defDur(&cfg.WaitMin, d.WaitMin)
-	defDur(&cfg.WaitMax, d.WaitMax)
-	defDur(&cfg.ThinkMin, d.ThinkMin)
-	defDur(&cfg.ThinkMax, d.ThinkMax)
-	defDur(&cfg.Backoff429, d.Backoff429)
-	defDur(&cfg.Backoff429Max, d.Backoff429Max)
-	if cfg.TurnsMin == 0 {
-		cfg.TurnsMin = d.TurnsMin
+	pair(&cfg.WaitMin, &cfg.WaitMax, d.WaitMin, d.WaitMax)
+	pair(&cfg.ThinkMin, &cfg.ThinkMax, d.ThinkMin, d.ThinkMax)
+	pair(&cfg.Backoff429, &cfg.Backoff429Max, d.Backoff429, d.Backoff429Max)
+	if cfg.Backoff429Max == 0 {
+		cfg.Backoff429Max = max(d.Backoff429Max, cfg.Backoff429)
 	}
-	if cfg.TurnsMax == 0 {
-		cfg.TurnsMax = max(d.TurnsMax, cfg.TurnsMin)
+	if cfg.TurnsMin == 0 && cfg.TurnsMax == 0 {
+		cfg.TurnsMin, cfg.TurnsMax = d.TurnsMin, d.TurnsMax
 	}
 	w := cfg.Weights
 	switch {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -340,8 +339,6 @@ func TestSecretNeverLeaks(t *testing.T) {
 	u := h.user(t, 1, nil)
 	var texts []string
 	for range 12 {
-		res := h.cls.New // keep the class alive
-		_ = res
 		r := u.cls.client.Chat(context.Background(), u.base, u.tok, ChatRequest{Query: testSecret, ThreadID: "t"})
 		texts = append(texts, r.Failure(true), r.Message, r.NonFatalType, fmtErr(r.Err))
 		u.quick(context.Background())
@@ -445,5 +442,4 @@ func TestHostAndConfig(t *testing.T) {
 			t.Errorf("user %d got %s, want %s", id, got, want)
 		}
 	}
-	_ = io.Discard
 }
