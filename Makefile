@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/zeno-worker
 FUZZTIME ?= 20s
 
-.PHONY: all build venv bootstrap demo test unit vet fuzz integration e2e compose bench soak clean
+.PHONY: all build venv bootstrap demo test unit vet pytest fuzz integration e2e compose bench bench-smoke soak clean
 
 all: build
 
@@ -21,7 +21,7 @@ demo: bootstrap build
 	./$(BIN) scenario smoke --duration 30s
 
 # Exactly what CI runs.
-test: bootstrap vet unit fuzz integration e2e compose
+test: bootstrap vet unit pytest fuzz integration e2e compose
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
@@ -30,11 +30,16 @@ vet:
 unit:
 	$(GO) test -race -short -count=1 ./...
 
+# The master-side plugin, under both supported Locust versions.
+pytest:
+	.venv/bin/python -m unittest discover -s tests_py
+	/usr/bin/python3 -m unittest discover -s tests_py
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./locust/
 
 integration:
-	ZENOLOAD_REQUIRE_MASTERS=1 $(GO) test -count=1 -timeout 15m ./...
+	ZENOLOAD_REQUIRE_MASTERS=1 $(GO) test -count=1 -timeout 15m ./locust/ ./e2e/...
 
 e2e: build
 	ZENOLOAD_REQUIRE_MASTERS=1 bash scripts/e2e-smoke.sh
@@ -46,8 +51,11 @@ compose: build
 bench: build
 	bash bench/run.sh
 
+bench-smoke: build
+	bash bench/run.sh --smoke
+
 soak: build
-	bash bench/soak.sh
+	bash scripts/soak.sh
 
 clean:
 	rm -rf bin reports artifacts

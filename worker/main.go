@@ -37,6 +37,14 @@ func main() {
 	os.Exit(code)
 }
 
+const envHelp = `
+Machine-user tokens (zeno-key:<prefix>:<secret>; the legacy zeno-key_<prefix>_<secret> is accepted):
+  ZENO_MACHINE_USER_TOKEN        one token
+  ZENO_MACHINE_USER_TOKENS       comma-separated pool, split across workers by worker index
+  ZENO_MACHINE_USER_TOKENS_FILE  file with one token per line (same as --token-file)
+Secrets are never printed: logs and reports show zeno-key:<prefix>:***.
+`
+
 // errUsage marks a bad command line; the message has already been printed.
 var errUsage = errors.New("usage")
 
@@ -115,6 +123,7 @@ func newFlags(name, summary string, args []string, stderr io.Writer, getenv func
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "%s\n\nFlags:\n", summary)
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, envHelp)
 	}
 	return f, nil
 }
