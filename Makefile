@@ -17,8 +17,9 @@ build:
 venv: bootstrap
 
 # A shortened smoke scenario against the embedded fake Zeno: no token needed.
+# Shorter waits than the real mix (1-3 s) so 30 s shows every request type.
 demo: bootstrap build
-	./$(BIN) scenario smoke --duration 30s
+	./$(BIN) scenario smoke --duration 30s -- --zeno-wait-min 1 --zeno-wait-max 3 --zeno-think-min 0.5 --zeno-think-max 1
 
 # Exactly what CI runs.
 test: bootstrap vet unit pytest fuzz integration e2e compose
