@@ -158,6 +158,17 @@ func (p *pool) stopAll(timeout time.Duration) {
 	p.wg.Wait()
 }
 
+// killAll cancels every user's task context at once without waiting, so
+// nothing more is recorded after the final stats window is taken.
+func (p *pool) killAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for h := range p.live {
+		h.stopLoop()
+		h.kill()
+	}
+}
+
 func stopHandles(hs []*userHandle, timeout time.Duration) {
 	for _, h := range hs {
 		h.stopLoop()

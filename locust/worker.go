@@ -613,22 +613,25 @@ func (w *Worker) report(final bool) {
 }
 
 // shutdown stops users hard, flushes the last stats and says quit, all within
-// the 0.5 s the master waits after its own quit.
+// the 0.5 s the master waits after its own quit. The final window is taken
+// before waiting for users: a request cancelled here is recorded nowhere,
+// and a late report would be counted by us but not by the master.
 func (w *Worker) shutdown() {
 	w.mu.Lock()
 	w.quitting = true
 	reg := w.registered
 	w.mu.Unlock()
+	w.pool.killAll()
+	if reg {
+		w.report(true)
+		_ = w.send("quit", nil)
+	}
 	done := make(chan struct{})
 	go func() { w.pool.stopAll(0); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(quitFlushBudget):
-		w.log.Warn("some users did not stop in time; their in-flight requests are not counted")
-	}
-	if reg {
-		w.report(true)
-		_ = w.send("quit", nil)
+		w.log.Warn("some users did not stop in time")
 	}
 	sum := w.stats.Summary()
 	w.log.Info("worker totals", "requests", sum.Requests, "failures", sum.Failures)
