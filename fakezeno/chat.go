@@ -195,7 +195,10 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Fixed == nil {
 		naming = s.cfg.NamingDelay + time.Duration(nj*float64(s.cfg.NamingJitter))
 	}
-	k := classify(query)
+	k, ok := s.known[query]
+	if !ok {
+		k = classify(query)
+	}
 	delay := s.scale(headerDelay(k) + naming)
 
 	switch s.threads.acquire(threadID, prefix, now, now.Add(delay)) {

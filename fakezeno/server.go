@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/zenoload/zenoload/querydata"
 	"hash/fnv"
 	"log/slog"
 	"net"
@@ -30,6 +31,9 @@ type Server struct {
 	quota   quotaStore
 	threads threadStore
 	bufs    sync.Pool // *[]byte for per-request trace_info lines
+	// known maps the embedded corpus's queries to their kind, so load from
+	// zenoload's own corpus gets the latency its row name promises.
+	known map[string]kind
 
 	stopping chan struct{} // closed by Close: in-flight requests abort
 	stopOnce sync.Once
@@ -37,6 +41,19 @@ type Server struct {
 
 // New validates cfg, fills defaults, loads KeysFile when Keys is empty and
 // precomputes every line body.
+// corpusKinds classifies the embedded corpus by the list each query is in;
+// other queries (user files, other clients) fall back to classify.
+func corpusKinds(c *querydata.Corpus) map[string]kind {
+	m := make(map[string]kind, len(c.Quick)+len(c.Analysis))
+	for _, q := range c.Quick {
+		m[q] = kindQuick
+	}
+	for _, q := range c.Analysis {
+		m[q] = kindAnalysis
+	}
+	return m
+}
+
 func New(cfg Config) (*Server, error) {
 	if cfg.KeysFile != "" && len(cfg.Keys) == 0 {
 		keys, err := LoadKeys(cfg.KeysFile)
@@ -53,7 +70,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fakezeno: build payloads: %w", err)
 	}
-	s := &Server{cfg: c, log: c.Logger, pay: pay, started: time.Now(), stopping: make(chan struct{})}
+	s := &Server{cfg: c, log: c.Logger, pay: pay, started: time.Now(), stopping: make(chan struct{}),
+		known: corpusKinds(querydata.Default())}
 	s.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	if len(c.Keys) > 0 {
 		s.keys = make(map[string]Key, len(c.Keys))
