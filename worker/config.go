@@ -13,6 +13,7 @@ import (
 
 	"github.com/joho/godotenv"
 
+	"github.com/zenoload/zenoload/locust"
 	"github.com/zenoload/zenoload/querydata"
 	"github.com/zenoload/zenoload/redact"
 	"github.com/zenoload/zenoload/tasks"
@@ -236,4 +237,38 @@ func (c *chatFlags) config(pool *tasks.TokenPool, red *redact.Redactor, log *slo
 		cfg.Corpus = corpus
 	}
 	return cfg, nil
+}
+
+// chatSetup is what both the worker and standalone build from chatFlags.
+type chatSetup struct {
+	class   locust.UserClass
+	red     *redact.Redactor
+	log     *slog.Logger
+	metrics *tasks.Metrics
+	baseURL string
+}
+
+// build turns the flags into a redacting logger and the ZenoChatUser class.
+// The redactor exists before the first log line, so no token is ever printed.
+func (c *chatFlags) build(e env, lf *logFlags, stderr io.Writer) (chatSetup, error) {
+	pool, err := c.tokens(e)
+	if err != nil {
+		return chatSetup{}, err
+	}
+	st := chatSetup{red: pool.Redactor(), metrics: tasks.NewMetrics()}
+	if st.log, err = lf.logger(stderr, st.red); err != nil {
+		return chatSetup{}, err
+	}
+	cfg, err := c.config(pool, st.red, st.log, st.metrics)
+	if err != nil {
+		return chatSetup{}, err
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "http://localhost:8000"
+	}
+	st.baseURL = cfg.BaseURL
+	if st.class, err = tasks.NewUserClass(cfg, nil); err != nil {
+		return chatSetup{}, err
+	}
+	return st, nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/zenoload/zenoload/locust"
 	"github.com/zenoload/zenoload/redact"
-	"github.com/zenoload/zenoload/tasks"
 )
 
 const workerSummary = `zeno-worker joins a stock Locust 2.x master (locust -f locustfile_master.py --master)
@@ -37,37 +36,20 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if *masterTimeout == 0 {
 		*masterTimeout = -1 // the runtime's "forever"
 	}
-	pool, err := chat.tokens(f.env)
+	st, err := chat.build(f.env, lf, stderr)
 	if err != nil {
 		return err
 	}
-	red := pool.Redactor()
-	log, err := lf.logger(stderr, red)
-	if err != nil {
-		return err
-	}
-	metrics := tasks.NewMetrics()
-	cfg, err := chat.config(pool, red, log, metrics)
-	if err != nil {
-		return err
-	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "http://localhost:8000"
-	}
-	hostOverride := *chat.host
-	cls, err := tasks.NewUserClass(cfg, nil)
-	if err != nil {
-		return err
-	}
+	red, log := st.red, st.log
 	w, err := locust.NewWorker(locust.Config{
-		MasterHost: *masterHost, MasterPort: *masterPort, Host: hostOverride,
-		Classes: []locust.UserClass{cls}, Logger: log, Redact: red.String,
+		MasterHost: *masterHost, MasterPort: *masterPort, Host: *chat.host,
+		Classes: []locust.UserClass{st.class}, Logger: log, Redact: red.String,
 		MasterTimeout: *masterTimeout, MasterHeartbeatTimeout: *hbTimeout,
 	})
 	if err != nil {
 		return err
 	}
-	w.AddReporter(metrics.Report)
+	w.AddReporter(st.metrics.Report)
 	runErr := w.Run(ctx)
 	if *summaryPath != "" {
 		if err := writeJSON(*summaryPath, w.Stats().Summary(), red); err != nil {

@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"github.com/zenoload/zenoload/locust"
-	"github.com/zenoload/zenoload/tasks"
 )
 
 const standaloneSummary = `zeno-worker standalone runs ZenoChatUser load with no Locust master: users, spawn
@@ -30,32 +29,16 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if err := f.parse(args); err != nil {
 		return err
 	}
-	pool, err := chat.tokens(f.env)
+	st, err := chat.build(f.env, lf, stderr)
 	if err != nil {
 		return err
 	}
-	red := pool.Redactor()
-	log, err := lf.logger(stderr, red)
-	if err != nil {
-		return err
-	}
-	metrics := tasks.NewMetrics()
-	cfg, err := chat.config(pool, red, log, metrics)
-	if err != nil {
-		return err
-	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "http://localhost:8000"
-	}
-	cls, err := tasks.NewUserClass(cfg, nil)
-	if err != nil {
-		return err
-	}
+	red := st.red
 	var zeno []any
 	sum, err := locust.RunStandalone(ctx, locust.StandaloneConfig{
-		Classes: []locust.UserClass{cls}, Users: *users, SpawnRate: *rate, RunTime: *runTime,
-		StopTimeout: *stopTimeout, Host: cfg.BaseURL, Logger: log, Redact: red.String, Out: stdout,
-		Reporters: []locust.Reporter{metrics.Report},
+		Classes: []locust.UserClass{st.class}, Users: *users, SpawnRate: *rate, RunTime: *runTime,
+		StopTimeout: *stopTimeout, Host: st.baseURL, Logger: st.log, Redact: red.String, Out: stdout,
+		Reporters: []locust.Reporter{st.metrics.Report},
 		OnReport:  func(_ string, data any) { zeno = append(zeno, data) },
 	})
 	if err != nil {
