@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,4 +273,46 @@ func TestDispatch(t *testing.T) {
 			require.True(t, strings.Contains(master.Output(), "2 workers connected") || strings.Contains(master.Output(), "Sending spawn jobs"))
 		})
 	}
+}
+
+// TestMasterHeartbeatTimeout: a master that stops answering (SIGSTOP keeps
+// its TCP connection open, so only heartbeats tell) makes the worker stop its
+// users and register again; the master takes it back when it resumes.
+func TestMasterHeartbeatTimeout(t *testing.T) {
+	bin := testworker(t)
+	var m *locusttest.Master
+	for _, mm := range locusttest.Masters(t) {
+		if mm.Version == "2.47.0" { // 2.12.1 sends no heartbeats: the rule is off there
+			m = &mm
+		}
+	}
+	if m == nil {
+		t.Skip("needs Locust 2.47.0")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	port, webPort := locusttest.FreePort(t), locusttest.FreePort(t)
+	argv := append(append([]string{}, m.Cmd...), "-f", filepath.Join(locusttest.RepoRoot(), "locust/testdata/synth_master.py"),
+		"--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(port),
+		"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(webPort))
+	master := locusttest.Start(t, ctx, dir, nil, argv...)
+	worker := startWorkers(t, ctx, bin, dir, port, 1, "--master-heartbeat-timeout", "3s")[0]
+	base := fmt.Sprintf("http://127.0.0.1:%d", webPort)
+	require.True(t, locusttest.WaitFor(20*time.Second, func() bool {
+		ws, err := getStats(base)
+		return err == nil && ws.readyWorkers() == 1
+	}), master.Output())
+	require.NoError(t, master.Cmd.Process.Signal(syscall.SIGSTOP))
+	require.True(t, locusttest.WaitFor(10*time.Second, func() bool {
+		return strings.Contains(worker.Output(), "no heartbeat from locust master")
+	}), "worker did not notice the silent master: %s", worker.Output())
+	require.NoError(t, master.Cmd.Process.Signal(syscall.SIGCONT))
+	require.True(t, locusttest.WaitFor(15*time.Second, func() bool {
+		return strings.Count(worker.Output(), "registered with locust master") >= 2
+	}), "worker did not register again: %s", worker.Output())
+	require.NoError(t, master.Cmd.Process.Signal(os.Interrupt))
+	code, err := worker.Wait(20 * time.Second)
+	require.NoError(t, err)
+	require.Equal(t, 0, code, worker.Output())
 }

@@ -61,6 +61,7 @@ func main() {
 	summary := flag.String("summary", "", "write the cumulative summary JSON here at exit")
 	failEvery := flag.Int("fail-every", 0, "")
 	classes := flag.String("classes", "SynthUser", "comma-separated class names to register")
+	hbTimeout := flag.Duration("master-heartbeat-timeout", 0, "")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var ucs []locust.UserClass
@@ -69,7 +70,8 @@ func main() {
 			return &synthUser{env: env, failEvery: *failEvery}, nil
 		}})
 	}
-	w, err := locust.NewWorker(locust.Config{MasterHost: *host, MasterPort: *port, Classes: ucs, Logger: log})
+	w, err := locust.NewWorker(locust.Config{MasterHost: *host, MasterPort: *port, Classes: ucs, Logger: log,
+		MasterHeartbeatTimeout: *hbTimeout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
