@@ -534,6 +534,9 @@ func (w *Worker) onStop(ctx context.Context) {
 	if !ok {
 		return
 	}
+	// Flush the test's last window now: after client_stopped the master
+	// forgets us, and a quit may follow before the next report tick.
+	w.report(false)
 	_ = w.send("client_stopped", nil)
 	// The master deleted this node; register again for the next test.
 	w.sendReady()

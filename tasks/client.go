@@ -81,6 +81,8 @@ func NewClient(cfg ClientConfig) *Client {
 			TLSHandshakeTimeout: cfg.DialTimeout,
 			// Transparent gzip would hide the real byte count and delay lines.
 			DisableCompression: true,
+			// Requests are ~300 B; the 4 KiB default costs 3 KiB per stream.
+			WriteBufferSize: 1 << 10,
 		}
 	}
 	return &Client{
@@ -389,6 +391,10 @@ func (c *Client) handleLine(line []byte, start time.Time, res *Result, st *strea
 		res.GotFirstLine = true
 		res.FirstLine = time.Since(start)
 	}
+	if node, ok := fastNode(line); ok && node != "error" {
+		res.Nodes.add(node)
+		return
+	}
 	var head struct {
 		Node   string          `json:"node"`
 		Update json.RawMessage `json:"update"`
@@ -414,6 +420,34 @@ func (c *Client) handleLine(line []byte, start time.Time, res *Result, st *strea
 	if res.NonFatalType == "" {
 		res.NonFatalType = kind
 	}
+}
+
+// fastNode reads the node name of a line shaped like Zeno's json.dumps
+// output, {"node": "<name>", ...}, without decoding the (kilobytes of)
+// update: at 10k streams full decoding was 42% of the client's CPU. Lines
+// of any other shape, and error lines, take the full decode.
+func fastNode(line []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(line, []byte(`{"node":`))
+	if !ok || line[len(line)-1] != '}' {
+		return "", false
+	}
+	rest = bytes.TrimLeft(rest, " ")
+	if len(rest) == 0 || rest[0] != '"' {
+		return "", false
+	}
+	end := bytes.IndexByte(rest[1:], '"')
+	if end <= 0 {
+		return "", false
+	}
+	name := rest[1 : 1+end]
+	if bytes.IndexByte(name, '\\') >= 0 {
+		return "", false
+	}
+	after := bytes.TrimLeft(rest[2+end:], " ")
+	if len(after) == 0 || after[0] != ',' {
+		return "", false
+	}
+	return string(name), true
 }
 
 // parseErrorUpdate reads an error line's update: a JSON string holding
