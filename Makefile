@@ -22,7 +22,7 @@ demo: bootstrap build
 	./$(BIN) scenario smoke --duration 30s -- --zeno-wait-min 1 --zeno-wait-max 3 --zeno-think-min 0.5 --zeno-think-max 1
 
 # Exactly what CI runs.
-test: bootstrap vet unit pytest fuzz integration e2e compose
+test: bootstrap vet unit pytest fuzz integration e2e compose bench-smoke
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }

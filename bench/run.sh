@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# zenoload benchmarks (issue 6). Loopback only; every process runs under
+# `timeout`. Prints progress on stderr and ONE table on stdout at the end.
+#
+#   bash bench/run.sh               # full run, ~7 min
+#   bash bench/run.sh --smoke       # < 60 s: only checks the scripts work
+#   bash bench/run.sh --only 1,4    # some sections
+#
+# Env: BENCH_OUT (output folder), ZENO_BIN (prebuilt zeno-worker),
+#      BENCH_NO_PIN=1 (no taskset), BENCH_STRICT=1 (exit 1 on a missed target).
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+MODE=full
+ONLY="1,2,3,4"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --smoke) MODE=smoke ;;
+    --only) ONLY="$2"; shift ;;
+    --only=*) ONLY="${1#--only=}" ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+# shellcheck source=bench/common.sh
+source "$BENCH/common.sh"
+
+T0=$(date +%s)
+want 1 && section1
+want 2 && section2
+want 3 && section3
+want 4 && section4
+log "done in $(( $(date +%s) - T0 ))s; files in $OUT"
+
+echo
+echo "zenoload benchmarks ($MODE) -- $(date -Is) -- $NCPU CPUs, pinning: $PINNING"
+"$PY" "$LIB" table "$RESULTS" --json "$OUT/table.json" | tee "$OUT/table.txt"
+rc=${PIPESTATUS[0]}
+if [ "$rc" -ne 0 ]; then
+  log "some measurements are missing (BROKEN above)"
+  exit 1
+fi
+if [ "${BENCH_STRICT:-0}" = 1 ] && grep -q 'MISSED' "$OUT/table.txt"; then
+  exit 1
+fi
+exit 0

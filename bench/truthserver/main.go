@@ -1,0 +1,188 @@
+// Command truthserver is the benchmarks' target: the fakezeno server (same
+// package, same flags as `zeno-worker fake-zeno`) behind a thin middleware
+// that measures, on the server, when each POST /api/chat really sent its
+// status line and when it really finished its body.
+//
+// fakezeno's own ground truth (GET /_fake/stats) reports the *injected*
+// delays: what the server meant to do. Under load the server's own timer
+// and scheduling lateness adds to that, and a load generator cannot be
+// blamed for it. GET /_bench/truth reports what the server actually did, in
+// Locust's response-time buckets, so the benchmark can separate
+// "worker measured wrongly" from "server was late".
+//
+// Times are from handler entry (request headers parsed) to WriteHeader and
+// to handler return, for 200 responses whose handler returned normally.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/zenoload/zenoload/fakezeno"
+	"github.com/zenoload/zenoload/locust"
+)
+
+// hist is a Locust-bucketed histogram of milliseconds.
+type hist struct {
+	mu     sync.Mutex
+	counts map[int64]int64
+	n      int64
+	sum    float64
+}
+
+func (h *hist) add(d time.Duration) {
+	ms := float64(d) / float64(time.Millisecond)
+	b := locust.BucketResponseTime(ms)
+	h.mu.Lock()
+	if h.counts == nil {
+		h.counts = make(map[int64]int64)
+	}
+	h.counts[b]++
+	h.n++
+	h.sum += ms
+	h.mu.Unlock()
+}
+
+type summary struct {
+	Count  int64   `json:"count"`
+	MeanMS float64 `json:"mean_ms"`
+	P50    int64   `json:"p50_ms"`
+	P95    int64   `json:"p95_ms"`
+	P99    int64   `json:"p99_ms"`
+	Max    int64   `json:"max_ms"`
+}
+
+func (h *hist) summary() summary {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := summary{Count: h.n}
+	if h.n == 0 {
+		return s
+	}
+	s.MeanMS = h.sum / float64(h.n)
+	s.P50 = locust.Percentile(h.counts, h.n, 0.50)
+	s.P95 = locust.Percentile(h.counts, h.n, 0.95)
+	s.P99 = locust.Percentile(h.counts, h.n, 0.99)
+	keys := make([]int64, 0, len(h.counts))
+	for k := range h.counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	s.Max = keys[len(keys)-1]
+	return s
+}
+
+// recorder wraps the ResponseWriter to catch the moment the status is sent.
+type recorder struct {
+	http.ResponseWriter
+	status   int
+	headerAt time.Time
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status, r.headerAt = code, time.Now()
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush on the real writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+type truth struct{ header, total hist }
+
+func (t *truth) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path != "/api/chat" || req.Method != http.MethodPost {
+			next.ServeHTTP(w, req)
+			return
+		}
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		normal := false
+		defer func() {
+			if normal && rec.status == http.StatusOK {
+				t.header.add(rec.headerAt.Sub(start))
+				t.total.add(time.Since(start))
+			}
+		}()
+		next.ServeHTTP(rec, req) // panics (injected aborts) skip the record
+		normal = true
+	})
+}
+
+func main() {
+	fs := flag.NewFlagSet("truthserver", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:8000", "address to listen on")
+	level := fs.String("loglevel", "WARNING", "log level (DEBUG, INFO, WARNING, ERROR)")
+	cfg := fakezeno.DefaultConfig()
+	cfg.RegisterFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+	lv := map[string]slog.Level{"DEBUG": slog.LevelDebug, "INFO": slog.LevelInfo, "ERROR": slog.LevelError}[*level]
+	if *level == "WARNING" || *level == "WARN" {
+		lv = slog.LevelWarn
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	if err := cfg.Finish(); err != nil {
+		fmt.Fprintln(os.Stderr, "truthserver:", err)
+		os.Exit(2)
+	}
+	fz, err := fakezeno.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "truthserver:", err)
+		os.Exit(2)
+	}
+	t := &truth{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_bench/truth", func(w http.ResponseWriter, _ *http.Request) {
+		b, _ := json.MarshalIndent(map[string]summary{"header_ms": t.header.summary(), "total_ms": t.total.summary()}, "", "  ")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	})
+	mux.Handle("/", t.wrap(fz.Handler()))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "truthserver:", err)
+		os.Exit(1)
+	}
+	// The same server settings as fakezeno.Server.Serve.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		fmt.Fprintln(os.Stderr, "truthserver:", err)
+		os.Exit(1)
+	case <-ctx.Done():
+	}
+	fz.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintln(os.Stderr, "truthserver: shutdown:", err)
+	}
+	_ = srv.Close()
+}
