@@ -46,6 +46,7 @@ integration:
 
 e2e: build
 	ZENOLOAD_REQUIRE_MASTERS=1 bash scripts/e2e-smoke.sh
+	bash scripts/browser-test.sh
 
 compose: build
 	docker-compose -f docker-compose.yml config -q

@@ -566,13 +566,18 @@ td:first-child,th:first-child{{text-align:left}}
 
 
 def webui_rows(snap: dict) -> list:
-    """Rows for the 2.47 "Zeno" tab (keys match :data:`WEBUI_STRUCTURE`)."""
+    """Rows for the 2.47 "Zeno" tab (keys match :data:`WEBUI_STRUCTURE`).
+
+    The row label's key is ``metric``, not ``name``: the web UI sorts a table's
+    rows by their ``name`` field unless a column header is clicked, which would
+    interleave the request, quota and conversation rows alphabetically (and put
+    "Aggregated" first). Rows without ``name`` keep this order (a stable sort)."""
     rows = []
     for r in _request_rows(snap):
         t, f = r["ttfb"], r["first_line"]
         rows.append(
             {
-                "name": r["name"],
+                "metric": r["name"],
                 "count": r["count"],
                 "ttfb_p50": t["p50"],
                 "ttfb_p95": t["p95"],
@@ -586,20 +591,20 @@ def webui_rows(snap: dict) -> list:
             }
         )
     for p, q in snap["quota"].items():
-        rows.append({"name": f"quota {p}", "value": f"{q['used']} / {q['quota']}"})
+        rows.append({"metric": f"quota {p}", "value": f"{q['used']} / {q['quota']}"})
     c = snap["conversations"]
-    rows.append({"name": "conversations started / completed", "value": f"{c['started']} / {c['completed']}"})
+    rows.append({"metric": "conversations started / completed", "value": f"{c['started']} / {c['completed']}"})
     rows.append(
-        {"name": "conversation turns p50 / max", "value": f"{_fmt(c['turns_p50']) or '-'} / {_fmt(c['turns_max']) or '-'}"}
+        {"metric": "conversation turns p50 / max", "value": f"{_fmt(c['turns_p50']) or '-'} / {_fmt(c['turns_max']) or '-'}"}
     )
-    rows.append({"name": "continuity failures", "value": str(c["continuity_failures"])})
-    rows.append({"name": "HTTP 429 responses", "value": str(snap["status_429"])})
+    rows.append({"metric": "continuity failures", "value": str(c["continuity_failures"])})
+    rows.append({"metric": "HTTP 429 responses", "value": str(snap["status_429"])})
     return rows
 
 
 WEBUI_TAB_KEY = "zeno"
 WEBUI_STRUCTURE = [
-    {"key": "name", "title": "Name"},
+    {"key": "metric", "title": "Name"},
     {"key": "count", "title": "# Requests"},
     {"key": "ttfb_p50", "title": "TTFB p50 (ms)"},
     {"key": "ttfb_p95", "title": "TTFB p95 (ms)"},

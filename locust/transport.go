@@ -159,3 +159,9 @@ func (c *conn) close() {
 		<-c.done
 	})
 }
+
+// Shutdown flushes every message still queued in ZeroMQ (up to the socket
+// linger) and releases the library. Call it once, after Run returns and
+// before the process exits: os.Exit skips the library's own exit hook, and
+// without this the final stats and quit can be dropped.
+func Shutdown() { goczmq.Shutdown() }

@@ -80,6 +80,7 @@ type Worker struct {
 	quitting     bool
 	spawned      map[string]int64 // counts in the last spawning_complete
 	disconnected bool             // TCP to the master dropped; re-register on reconnect
+	disconnAt    time.Time
 
 	jobs     chan func()
 	reportMu sync.Mutex // one report at a time: a window is sent exactly once
@@ -295,8 +296,14 @@ func (w *Worker) control(ctx context.Context) error {
 			}
 		case <-readyTick.C:
 			w.mu.Lock()
-			reg, last := w.registered, w.lastAck
+			reg, last, disc, discAt := w.registered, w.lastAck, w.disconnected, w.disconnAt
 			w.mu.Unlock()
+			if disc {
+				if err := w.whileDisconnected(time.Since(discAt)); err != nil {
+					return err
+				}
+				continue
+			}
 			if reg {
 				continue
 			}
@@ -317,6 +324,27 @@ func (w *Worker) control(ctx context.Context) error {
 	}
 }
 
+// orphanGrace is how long users keep running after the master's connection
+// dropped; longer than a restart takes, shorter than Locust's own 60 s.
+const orphanGrace = 10 * time.Second
+
+// whileDisconnected runs every retry tick while the TCP connection to the
+// master is down: a clear line each time, the users stopped once the test is
+// clearly orphaned, and ErrMasterTimeout after MasterTimeout.
+func (w *Worker) whileDisconnected(waited time.Duration) error {
+	if w.cfg.MasterTimeout > 0 && waited > w.cfg.MasterTimeout {
+		return fmt.Errorf("%w: lost the connection to locust master at %s %s ago (--master-timeout %s)",
+			ErrMasterTimeout, w.endpoint, waited.Round(time.Second), w.cfg.MasterTimeout)
+	}
+	w.log.Warn("still no connection to the locust master; waiting for it to come back",
+		"master", w.endpoint, "waited", waited.Round(time.Second).String())
+	if waited >= orphanGrace && w.pool.total() > 0 {
+		w.log.Warn("stopping users: their test ended with the master", "users", w.pool.total())
+		w.jobs <- func() { w.pool.stopAll(0) }
+	}
+	return nil
+}
+
 // onConnEvent re-registers after the TCP connection to the master comes
 // back: a restarted master does not know this worker and would ignore it
 // for good (Locust's own workers are orphaned this way).
@@ -324,7 +352,9 @@ func (w *Worker) onConnEvent(ev connEvent) {
 	w.mu.Lock()
 	switch ev {
 	case evDisconnected:
-		w.disconnected = true
+		if !w.disconnected {
+			w.disconnected, w.disconnAt = true, time.Now()
+		}
 		w.mu.Unlock()
 		w.log.Warn("lost the connection to the locust master; waiting for it to come back", "master", w.endpoint)
 		return

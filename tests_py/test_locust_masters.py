@@ -270,7 +270,7 @@ class MasterTest(unittest.TestCase):
             stats = self.wait_http(wport, "/stats/requests", lambda b: "extended_stats" in b)
             ext = json.loads(stats)["extended_stats"]
             self.assertEqual(ext[0]["key"], "zeno")
-            rows = {r["name"]: r for r in ext[0]["data"]}
+            rows = {r["metric"]: r for r in ext[0]["data"]}
             self.assertEqual(rows["quick_query"]["ttfb_p50"], 120)
             self.assertEqual(rows["quota zk_test_aaaa"]["value"], "9 / 100")
             self.assertNotIn("skipping the Zeno tab", log)

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/zenoload/zenoload/locust"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -34,6 +36,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
+	locust.Shutdown() // flush the final stats and quit before exiting
 	os.Exit(code)
 }
 

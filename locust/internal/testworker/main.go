@@ -79,6 +79,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	runErr := w.Run(ctx)
+	locust.Shutdown()
 	if *summary != "" {
 		out := struct {
 			locust.Summary
