@@ -583,31 +583,10 @@ func (w *Worker) jobLoop(ctx context.Context) {
 	}
 }
 
-func (w *Worker) heartbeatLoop(ctx context.Context) {
-	t := time.NewTicker(w.cfg.HeartbeatInterval)
-	defer t.Stop()
-	var cpu cpuSampler
-	cpu.sample()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		w.mu.Lock()
-		reg, state := w.registered && !w.quitting, w.state
-		w.mu.Unlock()
-		if !reg {
-			continue
-		}
-		_ = w.send("heartbeat", map[string]any{
-			"state": state, "current_cpu_usage": cpu.sample(), "current_memory_usage": rssBytes(),
-		})
-	}
-}
-
-func (w *Worker) reportLoop(ctx context.Context) {
-	t := time.NewTicker(w.cfg.ReportInterval)
+// whileRegistered calls fn every interval while the master knows this
+// worker: before the ack, heartbeats or stats would come from an unknown node.
+func (w *Worker) whileRegistered(ctx context.Context, every time.Duration, fn func()) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -619,9 +598,26 @@ func (w *Worker) reportLoop(ctx context.Context) {
 		reg := w.registered && !w.quitting
 		w.mu.Unlock()
 		if reg {
-			w.report(false)
+			fn()
 		}
 	}
+}
+
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	var cpu cpuSampler
+	cpu.sample()
+	w.whileRegistered(ctx, w.cfg.HeartbeatInterval, func() {
+		w.mu.Lock()
+		state := w.state
+		w.mu.Unlock()
+		_ = w.send("heartbeat", map[string]any{
+			"state": state, "current_cpu_usage": cpu.sample(), "current_memory_usage": rssBytes(),
+		})
+	})
+}
+
+func (w *Worker) reportLoop(ctx context.Context) {
+	w.whileRegistered(ctx, w.cfg.ReportInterval, func() { w.report(false) })
 }
 
 // report sends one stats window plus the custom reports. A window whose send
