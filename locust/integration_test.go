@@ -2,11 +2,8 @@ package locust_test
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,23 +55,6 @@ func readSummaries(t *testing.T, dir string, n int) []workerSummary {
 	return out
 }
 
-func readCSV(t *testing.T, path string) []map[string]string {
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	require.NoError(t, err)
-	var out []map[string]string
-	for _, r := range rows[1:] {
-		m := map[string]string{}
-		for i, h := range rows[0] {
-			m[h] = r[i]
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // TestHeadlessRun: the master's CSV must count exactly what the workers
 // recorded, with the same percentiles, and write its HTML report.
 func TestHeadlessRun(t *testing.T) {
@@ -117,7 +97,7 @@ func TestHeadlessRun(t *testing.T) {
 			// other exit (2) would mean the master failed on our messages.
 			require.Equal(t, 0, code, master.Output())
 			require.NotContains(t, master.Output(), "Traceback")
-			rows := readCSV(t, filepath.Join(dir, "run_stats.csv"))
+			rows := locusttest.ReadCSV(t, filepath.Join(dir, "run_stats.csv"))
 			var row map[string]string
 			for _, r := range rows {
 				if r["Name"] == "/SynthUser" {
@@ -136,52 +116,11 @@ func TestHeadlessRun(t *testing.T) {
 			fi, err := os.Stat(filepath.Join(dir, "report.html"))
 			require.NoError(t, err)
 			require.Greater(t, fi.Size(), int64(10000))
-			failures := readCSV(t, filepath.Join(dir, "run_failures.csv"))
+			failures := locusttest.ReadCSV(t, filepath.Join(dir, "run_failures.csv"))
 			require.Len(t, failures, 1, "identical errors from two workers must merge into one row")
 			t.Logf("Locust %s: workers recorded %d requests (%d failures); master CSV %s", m.Version, reqs, fails, row["Request Count"])
 		})
 	}
-}
-
-type webStats struct {
-	State string `json:"state"`
-	Stats []struct {
-		Name        string `json:"name"`
-		NumRequests int64  `json:"num_requests"`
-	} `json:"stats"`
-	Workers []struct {
-		ID    string `json:"id"`
-		State string `json:"state"`
-	} `json:"workers"`
-}
-
-func getStats(base string) (webStats, error) {
-	var ws webStats
-	resp, err := http.Get(base + "/stats/requests")
-	if err != nil {
-		return ws, err
-	}
-	defer resp.Body.Close()
-	return ws, json.NewDecoder(resp.Body).Decode(&ws)
-}
-
-func (ws webStats) requests() int64 {
-	for _, s := range ws.Stats {
-		if s.Name == "Aggregated" || s.Name == "Total" {
-			return s.NumRequests
-		}
-	}
-	return 0
-}
-
-func (ws webStats) readyWorkers() int {
-	n := 0
-	for _, w := range ws.Workers {
-		if w.State == "ready" {
-			n++
-		}
-	}
-	return n
 }
 
 // TestWebUICycle drives the master through its HTTP API: start, stop, start.
@@ -198,32 +137,19 @@ func TestWebUICycle(t *testing.T) {
 				"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(webPort))
 			master := locusttest.Start(t, ctx, dir, nil, argv...)
 			workers := startWorkers(t, ctx, bin, dir, port, 2)
-			base := fmt.Sprintf("http://127.0.0.1:%d", webPort)
-			ready := func() bool { ws, err := getStats(base); return err == nil && ws.readyWorkers() == 2 }
-			require.True(t, locusttest.WaitFor(20*time.Second, ready), "workers never ready: %s", master.Output())
+			web := locusttest.WebUI{Base: fmt.Sprintf("http://127.0.0.1:%d", webPort), Host: "http://127.0.0.1:1"}
+			require.True(t, web.WaitReady(t, 2, 20*time.Second), "workers never ready: %s", master.Output())
 			var lastReq int64
 			for round := 1; round <= 2; round++ {
-				resp, err := http.PostForm(base+"/swarm", url.Values{"user_count": {"4"}, "spawn_rate": {"4"}, "host": {"http://127.0.0.1:1"}})
-				require.NoError(t, err)
-				resp.Body.Close()
-				require.Equal(t, 200, resp.StatusCode)
+				web.Swarm(t, 4, 4)
 				require.True(t, locusttest.WaitFor(20*time.Second, func() bool {
-					ws, err := getStats(base)
-					return err == nil && ws.requests() > 20
+					ws, err := web.Stats()
+					return err == nil && ws.Requests() > 20
 				}), "round %d produced no requests: %s", round, master.Output())
-				// 2.47 takes POST /stop, 2.12.1 GET /stop.
-				resp, err = http.Post(base+"/stop", "", nil)
-				require.NoError(t, err)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusMethodNotAllowed {
-					resp, err = http.Get(base + "/stop")
-					require.NoError(t, err)
-					resp.Body.Close()
-				}
-				require.Equal(t, 200, resp.StatusCode)
-				require.True(t, locusttest.WaitFor(20*time.Second, ready), "round %d: workers did not re-register: %s", round, master.Output())
-				ws, _ := getStats(base)
-				lastReq = ws.requests()
+				web.Stop(t)
+				require.True(t, web.WaitReady(t, 2, 20*time.Second), "round %d: workers did not re-register: %s", round, master.Output())
+				ws, _ := web.Stats()
+				lastReq = ws.Requests()
 			}
 			require.Greater(t, lastReq, int64(20))
 			require.NoError(t, master.Cmd.Process.Signal(os.Interrupt))
@@ -298,11 +224,8 @@ func TestMasterHeartbeatTimeout(t *testing.T) {
 		"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(webPort))
 	master := locusttest.Start(t, ctx, dir, nil, argv...)
 	worker := startWorkers(t, ctx, bin, dir, port, 1, "--master-heartbeat-timeout", "3s")[0]
-	base := fmt.Sprintf("http://127.0.0.1:%d", webPort)
-	require.True(t, locusttest.WaitFor(20*time.Second, func() bool {
-		ws, err := getStats(base)
-		return err == nil && ws.readyWorkers() == 1
-	}), master.Output())
+	web := locusttest.WebUI{Base: fmt.Sprintf("http://127.0.0.1:%d", webPort)}
+	require.True(t, web.WaitReady(t, 1, 20*time.Second), master.Output())
 	require.NoError(t, master.Cmd.Process.Signal(syscall.SIGSTOP))
 	require.True(t, locusttest.WaitFor(10*time.Second, func() bool {
 		return strings.Contains(worker.Output(), "no heartbeat from locust master")

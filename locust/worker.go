@@ -155,7 +155,11 @@ func NewNodeID() string {
 }
 
 // NodeID is this worker's identity on the master.
-func (w *Worker) NodeID() string { return w.nodeID }
+func (w *Worker) NodeID() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.nodeID
+}
 
 // Stats is the worker's recorder.
 func (w *Worker) Stats() *Stats { return w.stats }
@@ -205,13 +209,13 @@ func (w *Worker) SendMessage(msgType string, data any) error {
 }
 
 func (w *Worker) send(msgType string, data any) error {
-	b, err := Encode(Message{Type: msgType, Data: data, NodeID: w.nodeID})
+	w.mu.Lock()
+	c, id := w.c, w.nodeID
+	w.mu.Unlock()
+	b, err := Encode(Message{Type: msgType, Data: data, NodeID: id})
 	if err != nil {
 		return err
 	}
-	w.mu.Lock()
-	c := w.c
-	w.mu.Unlock()
 	if c == nil {
 		return errConnClosed
 	}
@@ -396,9 +400,14 @@ func (w *Worker) checkMaster(ctx context.Context) {
 	w.log.Warn("no heartbeat from locust master; stopping users, reconnecting and registering again",
 		"master", w.endpoint, "timeout", w.cfg.MasterHeartbeatTimeout.String())
 	w.pool.stopAll(0)
+	// A new identity: the silent master may still hold our old connection,
+	// and its ROUTER ignores a second connection with the same identity.
+	id := NewNodeID()
 	w.mu.Lock()
 	w.registered, w.seenMasterHB, w.state, w.lastAck = false, false, "ready", time.Now()
+	w.nodeID = id
 	w.mu.Unlock()
+	w.log.Info("re-registering under a new node id", "node_id", id)
 	w.reconnect(ctx)
 	w.sendReady()
 }
@@ -409,7 +418,7 @@ func (w *Worker) reconnect(ctx context.Context) {
 	w.mu.Unlock()
 	old.close()
 	for {
-		c, err := dial(ctx, w.endpoint, w.nodeID)
+		c, err := dial(ctx, w.endpoint, w.NodeID())
 		if err == nil {
 			w.mu.Lock()
 			w.c = c

@@ -251,7 +251,7 @@ func TestTargetFaultsAndSecrets(t *testing.T) {
 			}
 
 			// The master counted exactly what the workers recorded.
-			reqs, nfail := aggregated(t, readCSV(t, filepath.Join(r.dir, "run_stats.csv")))
+			reqs, nfail := aggregated(t, locusttest.ReadCSV(t, filepath.Join(r.dir, "run_stats.csv")))
 			var wreq, wfail int64
 			werr := map[string]int64{}
 			for _, name := range []string{"workerA", "workerB", "workerC", "workerD"} {

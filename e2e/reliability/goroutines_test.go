@@ -75,7 +75,7 @@ func TestGoroutinesReturnToBaseline(t *testing.T) {
 			t.Error("in-process worker did not return within 10 s of cancel")
 		}
 	}()
-	if !ui.waitReady(t, 1, 25*time.Second) {
+	if !ui.WaitReady(t, 1, 25*time.Second) {
 		t.Fatalf("in-process worker never ready:\n%s", mp.Output())
 	}
 	time.Sleep(time.Second)
@@ -88,19 +88,19 @@ func TestGoroutinesReturnToBaseline(t *testing.T) {
 	const slack = 3
 	var trail []string
 	for cycle, users := range []int{4, 10, 2, 12, 6} {
-		ui.swarm(t, users, 100)
+		ui.Swarm(t, users, 100)
 		var peak int
 		if !locusttest.WaitFor(15*time.Second, func() bool {
 			peak = max(peak, runtime.NumGoroutine())
-			s, _ := ui.stats()
-			return s.users() == users && s.requests() > int64(users)
+			s, _ := ui.Stats()
+			return s.Users() == users && s.Requests() > int64(users)
 		}) {
 			t.Fatalf("cycle %d did not run", cycle+1)
 		}
 		time.Sleep(time.Second)
 		peak = max(peak, runtime.NumGoroutine())
-		ui.stop(t)
-		if !ui.waitReady(t, 1, 15*time.Second) {
+		ui.Stop(t)
+		if !ui.WaitReady(t, 1, 15*time.Second) {
 			t.Fatalf("cycle %d: worker not ready after stop", cycle+1)
 		}
 		withIdle := runtime.NumGoroutine()

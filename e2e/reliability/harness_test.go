@@ -3,15 +3,10 @@ package reliability
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -200,7 +195,7 @@ func (r *run) webMaster(m locusttest.Master, port int, host string, args ...stri
 	wp := locusttest.FreePort(r.t)
 	a := append([]string{"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(wp), "--host", host}, args...)
 	p := r.master(m, port, a...)
-	return p, &webUI{base: fmt.Sprintf("http://127.0.0.1:%d", wp), host: host, proc: p}
+	return p, &webUI{WebUI: locusttest.WebUI{Base: fmt.Sprintf("http://127.0.0.1:%d", wp), Host: host}, proc: p}
 }
 
 // worker starts a zeno-worker joined to the master on port.
@@ -266,144 +261,12 @@ func sigterm(p *locusttest.Proc) {
 // ---------------------------------------------------------------- web UI
 
 type webUI struct {
-	base, host string
-	proc       *locusttest.Proc
-}
-
-type webWorker struct {
-	ID        string `json:"id"`
-	State     string `json:"state"`
-	UserCount int    `json:"user_count"`
-}
-
-type webStats struct {
-	State     string `json:"state"`
-	UserCount int    `json:"user_count"`
-	Stats     []struct {
-		Name        string `json:"name"`
-		NumRequests int64  `json:"num_requests"`
-		NumFailures int64  `json:"num_failures"`
-	} `json:"stats"`
-	Workers []webWorker `json:"workers"`
-}
-
-func (w *webUI) stats() (webStats, error) {
-	var ws webStats
-	c := http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(w.base + "/stats/requests")
-	if err != nil {
-		return ws, err
-	}
-	defer resp.Body.Close()
-	err = json.NewDecoder(resp.Body).Decode(&ws)
-	return ws, err
-}
-
-func (ws webStats) requests() int64 {
-	for _, s := range ws.Stats {
-		if s.Name == "Aggregated" || s.Name == "Total" {
-			return s.NumRequests
-		}
-	}
-	return 0
-}
-
-func (ws webStats) failures() int64 {
-	for _, s := range ws.Stats {
-		if s.Name == "Aggregated" || s.Name == "Total" {
-			return s.NumFailures
-		}
-	}
-	return 0
-}
-
-func (ws webStats) count(state string) int {
-	n := 0
-	for _, w := range ws.Workers {
-		if w.State == state {
-			n++
-		}
-	}
-	return n
-}
-
-func (ws webStats) users() int {
-	n := 0
-	for _, w := range ws.Workers {
-		n += w.UserCount
-	}
-	return n
-}
-
-// waitReady waits until n workers are ready.
-func (w *webUI) waitReady(t *testing.T, n int, d time.Duration) bool {
-	t.Helper()
-	return locusttest.WaitFor(d, func() bool {
-		ws, err := w.stats()
-		return err == nil && ws.count("ready") == n && len(ws.Workers) == n
-	})
-}
-
-func (w *webUI) swarm(t *testing.T, users int, rate float64) {
-	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.PostForm(w.base+"/swarm", url.Values{
-		"user_count": {strconv.Itoa(users)}, "spawn_rate": {strconv.FormatFloat(rate, 'f', -1, 64)}, "host": {w.host}})
-	if err != nil {
-		t.Fatalf("swarm: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "true") {
-		t.Fatalf("swarm: %d %s", resp.StatusCode, body)
-	}
-}
-
-// stop: 2.47 takes POST /stop, 2.12.1 GET /stop.
-func (w *webUI) stop(t *testing.T) {
-	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Post(w.base+"/stop", "", nil)
-	if err == nil && resp.StatusCode == http.StatusMethodNotAllowed {
-		resp.Body.Close()
-		resp, err = c.Get(w.base + "/stop")
-	}
-	if err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("stop: HTTP %d", resp.StatusCode)
-	}
+	locusttest.WebUI
+	proc *locusttest.Proc
 }
 
 // ---------------------------------------------------------------- CSV
 
-func readCSV(t *testing.T, path string) []map[string]string {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatalf("parse %s: %v", path, err)
-	}
-	var out []map[string]string
-	for _, r := range rows[1:] {
-		m := map[string]string{}
-		for i, h := range rows[0] {
-			if i < len(r) {
-				m[h] = r[i]
-			}
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// aggregated returns the Aggregated row of a _stats.csv.
 func aggregated(t *testing.T, rows []map[string]string) (reqs, fails int64) {
 	for _, r := range rows {
 		if r["Name"] == "Aggregated" || r["Name"] == "Total" {
@@ -420,7 +283,7 @@ func aggregated(t *testing.T, rows []map[string]string) (reqs, fails int64) {
 // occurrences.
 func failureTexts(t *testing.T, path string) map[string]int64 {
 	out := map[string]int64{}
-	for _, r := range readCSV(t, path) {
+	for _, r := range locusttest.ReadCSV(t, path) {
 		e := r["Error"]
 		if len(e) >= 2 && (e[0] == '\'' || e[0] == '"') && e[len(e)-1] == e[0] {
 			e = e[1 : len(e)-1]

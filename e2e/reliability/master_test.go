@@ -35,13 +35,13 @@ func TestMasterRestart(t *testing.T) {
 				ws = append(ws, w)
 				pids[w.Cmd.Process.Pid] = true
 			}
-			if !ui1.waitReady(t, nWorkers, 25*time.Second) {
+			if !ui1.WaitReady(t, nWorkers, 25*time.Second) {
 				t.Fatalf("workers never ready on the first master:\n%s", m1.Output())
 			}
-			ui1.swarm(t, 6, 6)
+			ui1.Swarm(t, 6, 6)
 			if !locusttest.WaitFor(20*time.Second, func() bool {
-				s, err := ui1.stats()
-				return err == nil && s.count("running") == nWorkers && s.requests() > 5
+				s, err := ui1.Stats()
+				return err == nil && s.Count("running") == nWorkers && s.Requests() > 5
 			}) {
 				t.Fatalf("first test never ran:\n%s", m1.Output())
 			}
@@ -57,7 +57,7 @@ func TestMasterRestart(t *testing.T) {
 			m2, ui2 := r.webMaster(m, port, fk.URL)
 			var upAt time.Time // the new master's web UI answers
 			locusttest.WaitFor(20*time.Second, func() bool {
-				_, err := ui2.stats()
+				_, err := ui2.Stats()
 				if err == nil {
 					upAt = time.Now()
 				}
@@ -68,8 +68,8 @@ func TestMasterRestart(t *testing.T) {
 			}
 			var rejoinedAt time.Time
 			ok := locusttest.WaitFor(20*time.Second, func() bool {
-				s, err := ui2.stats()
-				if err == nil && s.count("ready") == nWorkers {
+				s, err := ui2.Stats()
+				if err == nil && s.Count("ready") == nWorkers {
 					rejoinedAt = time.Now()
 					return true
 				}
@@ -94,12 +94,12 @@ func TestMasterRestart(t *testing.T) {
 
 			// The next test runs on every worker.
 			before := fk.srv.Stats().ChatRequestsTotal
-			ui2.swarm(t, 6, 6)
-			var s2 webStats
+			ui2.Swarm(t, 6, 6)
+			var s2 locusttest.WebStats
 			if !locusttest.WaitFor(20*time.Second, func() bool {
-				s, err := ui2.stats()
+				s, err := ui2.Stats()
 				s2 = s
-				return err == nil && s.count("running") == nWorkers && s.users() == 6 && s.requests() > 10
+				return err == nil && s.Count("running") == nWorkers && s.Users() == 6 && s.Requests() > 10
 			}) {
 				t.Fatalf("second test did not run on all workers: %+v\n%s", s2, tail(m2.Output(), 30))
 			}
@@ -111,8 +111,8 @@ func TestMasterRestart(t *testing.T) {
 			if fk.srv.Stats().ChatRequestsTotal <= before {
 				t.Error("no requests reached the target in the second test")
 			}
-			ui2.stop(t)
-			if !ui2.waitReady(t, nWorkers, 15*time.Second) {
+			ui2.Stop(t)
+			if !ui2.WaitReady(t, nWorkers, 15*time.Second) {
 				t.Errorf("workers not ready after stop on the new master")
 			}
 			for _, w := range ws {
@@ -196,11 +196,11 @@ func TestMasterGone(t *testing.T) {
 			port := locusttest.FreePort(t)
 			mp, ui := r.webMaster(m, port, fk.URL)
 			w := r.worker(port, nil, "--master-timeout", "5s")
-			if !ui.waitReady(t, 1, 25*time.Second) {
+			if !ui.WaitReady(t, 1, 25*time.Second) {
 				t.Fatalf("worker never ready:\n%s", mp.Output())
 			}
-			ui.swarm(t, 2, 2)
-			locusttest.WaitFor(10*time.Second, func() bool { s, _ := ui.stats(); return s.requests() > 0 })
+			ui.Swarm(t, 2, 2)
+			locusttest.WaitFor(10*time.Second, func() bool { s, _ := ui.Stats(); return s.Requests() > 0 })
 			_ = mp.Cmd.Process.Kill()
 			killed := time.Now()
 			code, err := w.Wait(30 * time.Second)

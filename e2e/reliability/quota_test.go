@@ -73,7 +73,7 @@ func TestQuota(t *testing.T) {
 				}
 			}
 			g := fk.srv.Stats()
-			reqs, nfail := aggregated(t, readCSV(t, filepath.Join(r.dir, "run_stats.csv")))
+			reqs, nfail := aggregated(t, locusttest.ReadCSV(t, filepath.Join(r.dir, "run_stats.csv")))
 			fails := failureTexts(t, filepath.Join(r.dir, "run_failures.csv"))
 			var n429 int64
 			for k, n := range fails {

@@ -36,11 +36,11 @@ func TestGracefulStop(t *testing.T) {
 				mp, ui := r.webMaster(m, port, fk.URL, extra...)
 				r.worker(port, nil)
 				r.worker(port, nil)
-				if !ui.waitReady(t, 2, 25*time.Second) {
+				if !ui.WaitReady(t, 2, 25*time.Second) {
 					t.Fatalf("workers never ready:\n%s", mp.Output())
 				}
-				ui.swarm(t, 6, 100)
-				if !locusttest.WaitFor(15*time.Second, func() bool { s, _ := ui.stats(); return s.users() == 6 && s.requests() > 0 }) {
+				ui.Swarm(t, 6, 100)
+				if !locusttest.WaitFor(15*time.Second, func() bool { s, _ := ui.Stats(); return s.Users() == 6 && s.Requests() > 0 }) {
 					t.Fatal("test did not start")
 				}
 				// Stop while (nearly) every user has a stream in flight.
@@ -51,32 +51,32 @@ func TestGracefulStop(t *testing.T) {
 				g := fk.srv.Stats()
 				inflight := g.ChatRequestsTotal - g.StreamsCompleted
 				stopAt := time.Now()
-				ui.stop(t)
-				if !ui.waitReady(t, 2, 20*time.Second) {
+				ui.Stop(t)
+				if !ui.WaitReady(t, 2, 20*time.Second) {
 					t.Fatalf("workers not ready after stop:\n%s", tail(mp.Output(), 20))
 				}
 				readyAfter := time.Since(stopAt)
-				var s webStats
+				var s locusttest.WebStats
 				ok := locusttest.WaitFor(8*time.Second, func() bool {
 					g = fk.srv.Stats()
-					s, _ = ui.stats()
-					return s.requests() == recorded(g)
+					s, _ = ui.Stats()
+					return s.Requests() == recorded(g)
 				})
 				t.Logf("%s: %d in flight at stop; ready again after %.1f s; fake: %d requests, %d completed, %d client gone, %d aborted before headers; master: %d requests, %d failures",
-					name, inflight, readyAfter.Seconds(), g.ChatRequestsTotal, g.StreamsCompleted, g.StreamsClientGone, g.AbortedBeforeHeaders, s.requests(), s.failures())
+					name, inflight, readyAfter.Seconds(), g.ChatRequestsTotal, g.StreamsCompleted, g.StreamsClientGone, g.AbortedBeforeHeaders, s.Requests(), s.Failures())
 				if !ok {
-					t.Errorf("master counted %d requests, fake answered %d", s.requests(), recorded(g))
+					t.Errorf("master counted %d requests, fake answered %d", s.Requests(), recorded(g))
 				}
-				if s.failures() != 0 {
-					t.Errorf("%d failures recorded; a stop must not produce failures", s.failures())
+				if s.Failures() != 0 {
+					t.Errorf("%d failures recorded; a stop must not produce failures", s.Failures())
 				}
 				if graceful {
 					if g.StreamsClientGone != 0 || g.AbortedBeforeHeaders != 0 {
 						t.Errorf("with --stop-timeout, %d streams were cut and %d requests aborted; want all to finish",
 							g.StreamsClientGone, g.AbortedBeforeHeaders)
 					}
-					if g.StreamsCompleted != g.ChatRequestsTotal || s.requests() != g.StreamsCompleted {
-						t.Errorf("completed %d of %d; master %d", g.StreamsCompleted, g.ChatRequestsTotal, s.requests())
+					if g.StreamsCompleted != g.ChatRequestsTotal || s.Requests() != g.StreamsCompleted {
+						t.Errorf("completed %d of %d; master %d", g.StreamsCompleted, g.ChatRequestsTotal, s.Requests())
 					}
 				} else {
 					if g.StreamsClientGone+g.AbortedBeforeHeaders == 0 {

@@ -25,32 +25,32 @@ func TestWorkerLoss(t *testing.T) {
 			for i := 0; i < 3; i++ {
 				ws = append(ws, r.worker(port, nil))
 			}
-			if !ui.waitReady(t, 3, 25*time.Second) {
+			if !ui.WaitReady(t, 3, 25*time.Second) {
 				t.Fatalf("workers never ready:\n%s", mp.Output())
 			}
-			ui.swarm(t, 6, 6)
+			ui.Swarm(t, 6, 6)
 			if !locusttest.WaitFor(20*time.Second, func() bool {
-				s, err := ui.stats()
-				return err == nil && s.count("running") == 3 && s.users() == 6 && s.requests() > 5
+				s, err := ui.Stats()
+				return err == nil && s.Count("running") == 3 && s.Users() == 6 && s.Requests() > 5
 			}) {
-				s, _ := ui.stats()
+				s, _ := ui.Stats()
 				t.Fatalf("test never ran on 3 workers: %+v\n%s", s, tail(mp.Output(), 20))
 			}
 			victim := ws[1]
 			_ = victim.Cmd.Process.Kill()
 			killed := time.Now()
 			var missingAt time.Time
-			var last webStats
+			var last locusttest.WebStats
 			ok := locusttest.WaitFor(20*time.Second, func() bool {
-				s, err := ui.stats()
+				s, err := ui.Stats()
 				if err != nil {
 					return false
 				}
 				last = s
-				if missingAt.IsZero() && s.count("missing") == 1 {
+				if missingAt.IsZero() && s.Count("missing") == 1 {
 					missingAt = time.Now()
 				}
-				return s.count("missing") == 1 && s.count("running") == 2 && s.users() == 6
+				return s.Count("missing") == 1 && s.Count("running") == 2 && s.Users() == 6
 			})
 			if !ok {
 				t.Fatalf("after kill -9: want 1 missing and 2 running workers with all 6 users, got %+v\n%s",
@@ -62,16 +62,16 @@ func TestWorkerLoss(t *testing.T) {
 				}
 			}
 			// The survivors keep producing requests.
-			g0, s0 := fk.srv.Stats().ChatRequestsTotal, last.requests()
+			g0, s0 := fk.srv.Stats().ChatRequestsTotal, last.Requests()
 			time.Sleep(5 * time.Second)
-			s1, _ := ui.stats()
+			s1, _ := ui.Stats()
 			g1 := fk.srv.Stats().ChatRequestsTotal
-			if g1-g0 < 5 || s1.requests()-s0 < 5 {
-				t.Errorf("survivors produced too little in 5 s: fake +%d, master +%d", g1-g0, s1.requests()-s0)
+			if g1-g0 < 5 || s1.Requests()-s0 < 5 {
+				t.Errorf("survivors produced too little in 5 s: fake +%d, master +%d", g1-g0, s1.Requests()-s0)
 			}
 			t.Logf("Locust %s: worker marked missing %.1f s after kill -9; users rebalanced 3+3; +%d requests in 5 s (fake +%d)",
-				m.Version, missingAt.Sub(killed).Seconds(), s1.requests()-s0, g1-g0)
-			ui.stop(t)
+				m.Version, missingAt.Sub(killed).Seconds(), s1.Requests()-s0, g1-g0)
+			ui.Stop(t)
 			for i, w := range ws {
 				if i == 1 {
 					continue
@@ -99,25 +99,25 @@ func TestWebUICycles(t *testing.T) {
 			port := locusttest.FreePort(t)
 			mp, ui := r.webMaster(m, port, fk.URL)
 			w0, w1 := r.worker(port, nil), r.worker(port, nil)
-			if !ui.waitReady(t, 2, 25*time.Second) {
+			if !ui.WaitReady(t, 2, 25*time.Second) {
 				t.Fatalf("workers never ready:\n%s", mp.Output())
 			}
 			prev := fk.srv.Stats()
 			var summary []string
 			for cycle, users := range []int{2, 5, 3, 6, 1} {
-				ui.swarm(t, users, 100)
-				var s webStats
+				ui.Swarm(t, users, 100)
+				var s locusttest.WebStats
 				if !locusttest.WaitFor(15*time.Second, func() bool {
-					s, _ = ui.stats()
+					s, _ = ui.Stats()
 					// The master sends a spawn to both workers, even with 0 users.
-					return s.count("running") == 2 && s.users() == users && s.requests() >= 3
+					return s.Count("running") == 2 && s.Users() == users && s.Requests() >= 3
 				}) {
 					t.Fatalf("cycle %d: want %d users on 2 running workers, got %+v", cycle+1, users, s)
 				}
 				time.Sleep(1500 * time.Millisecond)
-				ui.stop(t)
-				if !ui.waitReady(t, 2, 15*time.Second) {
-					s, _ = ui.stats()
+				ui.Stop(t)
+				if !ui.WaitReady(t, 2, 15*time.Second) {
+					s, _ = ui.Stats()
 					t.Fatalf("cycle %d: workers not ready after stop: %+v\n%s", cycle+1, s, tail(mp.Output(), 20))
 				}
 				// The stats window open at the stop arrives with the next report.
@@ -126,18 +126,18 @@ func TestWebUICycles(t *testing.T) {
 				ok := locusttest.WaitFor(8*time.Second, func() bool {
 					g = fk.srv.Stats()
 					want = recorded(g) - recorded(prev)
-					s, _ = ui.stats()
-					return s.requests() == want
+					s, _ = ui.Stats()
+					return s.Requests() == want
 				})
 				if !ok {
 					t.Errorf("cycle %d (%d users): master counted %d requests, fake answered %d (total %d, aborted %d, client gone %d)",
-						cycle+1, users, s.requests(), want, g.ChatRequestsTotal-prev.ChatRequestsTotal,
+						cycle+1, users, s.Requests(), want, g.ChatRequestsTotal-prev.ChatRequestsTotal,
 						g.AbortedBeforeHeaders-prev.AbortedBeforeHeaders, g.StreamsClientGone-prev.StreamsClientGone)
 				}
-				if s.failures() != 0 {
-					t.Errorf("cycle %d: %d failures; cancelled streams must not count as failures", cycle+1, s.failures())
+				if s.Failures() != 0 {
+					t.Errorf("cycle %d: %d failures; cancelled streams must not count as failures", cycle+1, s.Failures())
 				}
-				summary = append(summary, fmt.Sprintf("%du:%d=%d", users, s.requests(), want))
+				summary = append(summary, fmt.Sprintf("%du:%d=%d", users, s.Requests(), want))
 				prev = g
 			}
 			t.Logf("Locust %s: cycles (users:master=fake) %v", m.Version, summary)
