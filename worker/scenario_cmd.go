@@ -128,8 +128,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, g
 			}
 		}
 		if res.FakeStats != nil {
-			fmt.Fprintf(stdout, "  fake Zeno served %d chat requests (ground truth: %s)\n",
-				res.FakeStats.ChatRequestsTotal, filepath.Join(res.Dir, "fake_zeno_stats.json"))
+			gt := res.FakeStats
+			fmt.Fprintf(stdout, "  fake Zeno received %d chat requests; %d were still in flight when the test ended (not recorded by Locust) (ground truth: %s)\n",
+				gt.ChatRequestsTotal, gt.StreamsClientGone+gt.AbortedBeforeHeaders, filepath.Join(res.Dir, "fake_zeno_stats.json"))
 		}
 		fmt.Fprintf(stdout, "  reports: %s (report.html, %s_stats.csv, %s_zeno.csv)\n", res.Dir, s.Name, s.Name)
 		if ctx.Err() != nil {
