@@ -10,10 +10,13 @@ import (
 )
 
 // BucketResponseTime mirrors Locust's bucket_response_time: exact below 100 ms,
-// then two significant digits, with Python's round-half-to-even.
+// then two significant digits, with Python's round-half-to-even. Negative and
+// NaN inputs (clock oddities) land in bucket 0.
 func BucketResponseTime(ms float64) int64 {
 	var p float64
 	switch {
+	case ms < 0 || math.IsNaN(ms):
+		return 0
 	case ms < 100:
 		p = 1
 	case ms < 1000:

@@ -14,10 +14,15 @@ func TestBucketResponseTime(t *testing.T) {
 		145: 140, 155: 160, 1250: 1200, 1350: 1400, 9950: 10000, 9850: 9800,
 		99.5: 100, 98.5: 98, 0.4: 0, 999: 1000, 14500: 14000, 15500: 16000,
 		147.3: 150, 3432: 3400, 58760: 59000, 0: 0, 1: 1, 99.4: 99,
+		// The table tasks' metrics histograms were checked against.
+		0.5: 0, 1.5: 2, 2.5: 2, 99.6: 100, 100: 100, 104: 100, 105: 100, 115: 120,
+		994: 990, 996: 1000, 1049: 1000, 1050: 1000, 1150: 1200, 9949: 9900, 9951: 10000,
+		12499: 12000, 12500: 12000, 13500: 14000, -3: 0,
 	}
 	for in, want := range cases {
 		require.Equal(t, want, BucketResponseTime(in), "bucket(%v)", in)
 	}
+	require.Equal(t, int64(0), BucketResponseTime(math.NaN()))
 }
 
 func TestStatsDeltaSemantics(t *testing.T) {

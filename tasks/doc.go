@@ -43,7 +43,7 @@
 //	 "conversations": {"started":n, "completed":n, "continuity_failures":n, "turns":{turns:n}},
 //	 "status_429": n}
 //
-// Buckets follow Locust's rounding (see Bucket). Histogram keys are int64 so
+// Buckets follow Locust's rounding (locust.BucketResponseTime). Histogram keys are int64 so
 // msgpack sends integer keys. Names are fixed and quota prefixes are capped at
 // 64 per window, so a message stays small however long the run.
 package tasks

@@ -1,8 +1,9 @@
 package tasks
 
 import (
-	"math"
 	"sync"
+
+	"github.com/zenoload/zenoload/locust"
 )
 
 // Request names: the only Locust rows this package produces.
@@ -43,24 +44,6 @@ func nameAt(i int) string {
 		return NameConversationStart
 	}
 	return NameConversationFollowUp
-}
-
-// Bucket rounds a response time in ms the way Locust's stats do, so the
-// master can merge our histograms with its own percentile code:
-// <100 → nearest 1, <1000 → nearest 10, <10000 → nearest 100, else nearest
-// 1000, half to even like Python's round().
-func Bucket(ms float64) int64 {
-	switch {
-	case ms < 0 || math.IsNaN(ms):
-		return 0
-	case ms < 100:
-		return int64(math.RoundToEven(ms))
-	case ms < 1000:
-		return int64(math.RoundToEven(ms/10) * 10)
-	case ms < 10000:
-		return int64(math.RoundToEven(ms/100) * 100)
-	}
-	return int64(math.RoundToEven(ms/1000) * 1000)
 }
 
 type reqWindow struct {
@@ -109,12 +92,12 @@ func (m *Metrics) ObserveRequest(name, prefix string, r *Result) {
 	rw.lines += int64(r.Lines)
 	if r.GotHeaders {
 		ms := durMs(r.TTFB)
-		rw.ttfb = incr(rw.ttfb, Bucket(ms))
+		rw.ttfb = incr(rw.ttfb, locust.BucketResponseTime(ms))
 		rw.ttfbSum += ms
 	}
 	if r.GotFirstLine {
 		ms := durMs(r.FirstLine)
-		rw.firstLine = incr(rw.firstLine, Bucket(ms))
+		rw.firstLine = incr(rw.firstLine, locust.BucketResponseTime(ms))
 		rw.firstLineSum += ms
 	}
 	if r.Status == 429 {

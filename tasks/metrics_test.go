@@ -7,20 +7,6 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-func TestBucket(t *testing.T) {
-	cases := map[float64]int64{
-		0: 0, 0.5: 0, 1.5: 2, 2.5: 2, 99.4: 99, 99.6: 100,
-		100: 100, 104: 100, 105: 100, 115: 120, 994: 990, 996: 1000,
-		1049: 1000, 1050: 1000, 1150: 1200, 9949: 9900, 9951: 10000,
-		12499: 12000, 12500: 12000, 13500: 14000, -3: 0,
-	}
-	for in, want := range cases {
-		if got := Bucket(in); got != want {
-			t.Errorf("Bucket(%v) = %d, want %d", in, got, want)
-		}
-	}
-}
-
 func TestMetricsReportDelta(t *testing.T) {
 	m := NewMetrics()
 	if _, _, ok := m.Report(false); ok {
