@@ -65,9 +65,8 @@ func TestHeadlessRun(t *testing.T) {
 			defer cancel()
 			dir := t.TempDir()
 			port := locusttest.FreePort(t)
-			argv := append(append([]string{}, m.Cmd...), "-f", filepath.Join(locusttest.RepoRoot(), "locust/testdata/synth_master.py"),
-				"--master", "--headless", "-u", "20", "-r", "10", "-t", "15s", "--expect-workers", "2",
-				"--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(port),
+			argv := m.Argv(filepath.Join(locusttest.RepoRoot(), "locust/testdata/synth_master.py"), port,
+				"--headless", "-u", "20", "-r", "10", "-t", "15s", "--expect-workers", "2",
 				"--csv", filepath.Join(dir, "run"), "--csv-full-history", "--html", filepath.Join(dir, "report.html"),
 				"--exit-code-on-error", "0")
 			master := locusttest.Start(t, ctx, dir, nil, argv...)
@@ -132,8 +131,7 @@ func TestWebUICycle(t *testing.T) {
 			defer cancel()
 			dir := t.TempDir()
 			port, webPort := locusttest.FreePort(t), locusttest.FreePort(t)
-			argv := append(append([]string{}, m.Cmd...), "-f", filepath.Join(locusttest.RepoRoot(), "locust/testdata/synth_master.py"),
-				"--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(port),
+			argv := m.Argv(filepath.Join(locusttest.RepoRoot(), "locust/testdata/synth_master.py"), port,
 				"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(webPort))
 			master := locusttest.Start(t, ctx, dir, nil, argv...)
 			workers := startWorkers(t, ctx, bin, dir, port, 2)
@@ -174,9 +172,8 @@ func TestDispatch(t *testing.T) {
 			defer cancel()
 			dir := t.TempDir()
 			port := locusttest.FreePort(t)
-			argv := append(append([]string{}, m.Cmd...), "-f", filepath.Join(locusttest.RepoRoot(), "locust/testdata/dispatch_master.py"),
-				"--master", "--headless", "-u", "10", "-r", "10", "-t", "6s", "--expect-workers", "2",
-				"--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(port))
+			argv := m.Argv(filepath.Join(locusttest.RepoRoot(), "locust/testdata/dispatch_master.py"), port,
+				"--headless", "-u", "10", "-r", "10", "-t", "6s", "--expect-workers", "2")
 			master := locusttest.Start(t, ctx, dir, nil, argv...)
 			workers := startWorkers(t, ctx, bin, dir, port, 2, "--classes", "UserA,UserB,UserC")
 			code, err := master.Wait(40 * time.Second)
@@ -219,8 +216,7 @@ func TestMasterHeartbeatTimeout(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	port, webPort := locusttest.FreePort(t), locusttest.FreePort(t)
-	argv := append(append([]string{}, m.Cmd...), "-f", filepath.Join(locusttest.RepoRoot(), "locust/testdata/synth_master.py"),
-		"--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(port),
+	argv := m.Argv(filepath.Join(locusttest.RepoRoot(), "locust/testdata/synth_master.py"), port,
 		"--web-host", "127.0.0.1", "--web-port", strconv.Itoa(webPort))
 	master := locusttest.Start(t, ctx, dir, nil, argv...)
 	worker := startWorkers(t, ctx, bin, dir, port, 1, "--master-heartbeat-timeout", "3s")[0]

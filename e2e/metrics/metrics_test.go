@@ -145,10 +145,8 @@ func groundTruthRun(t *testing.T, bin string, m locusttest.Master) (timing []str
 	masterPort := locusttest.FreePort(t)
 	prefix := filepath.Join(dir, "run")
 	htmlFile := filepath.Join(dir, "report.html")
-	argv := append(append([]string{}, m.Cmd...),
-		"-f", locustfile, "--master", "--headless", "--stop-timeout", stopTimeout,
-		"--expect-workers", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(masterPort),
-		"--host", fakeURL, "--csv", prefix, "--html", htmlFile,
+	argv := m.Argv(locustfile, masterPort, "--headless", "--stop-timeout", stopTimeout,
+		"--expect-workers", "2", "--host", fakeURL, "--csv", prefix, "--html", htmlFile,
 		"--zeno-wait-min", "0.2", "--zeno-wait-max", "0.5", "--zeno-think-min", "0.1", "--zeno-think-max", "0.3")
 	master := locusttest.Start(t, ctx, dir, []string{
 		"ZENOLOAD_REPO=" + repo, "ZENO_E2E_USERS=" + strconv.Itoa(users),

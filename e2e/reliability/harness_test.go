@@ -177,10 +177,7 @@ func newRun(t *testing.T, timeout time.Duration) *run {
 
 // master starts `locust -f locustfile_master.py --master` bound to port.
 func (r *run) master(m locusttest.Master, port int, args ...string) *locusttest.Proc {
-	argv := append(append([]string{}, m.Cmd...),
-		"-f", filepath.Join(locusttest.RepoRoot(), "locustfile_master.py"), "--master",
-		"--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(port))
-	argv = append(argv, args...)
+	argv := m.Argv(filepath.Join(locusttest.RepoRoot(), "locustfile_master.py"), port, args...)
 	if !hasArg(args, "--zeno-wait-min") {
 		argv = append(argv, "--zeno-wait-min", "0.2", "--zeno-wait-max", "0.5")
 	}

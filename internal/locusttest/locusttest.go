@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,14 @@ import (
 type Master struct {
 	Version string
 	Cmd     []string // argv prefix that runs `locust`
+}
+
+// Argv is the command line of this master running locustfile, bound to
+// port on loopback, followed by extra arguments.
+func (m Master) Argv(locustfile string, port int, extra ...string) []string {
+	argv := append(append([]string{}, m.Cmd...), "-f", locustfile, "--master",
+		"--master-bind-host", "127.0.0.1", "--master-bind-port", strconv.Itoa(port))
+	return append(argv, extra...)
 }
 
 // RepoRoot walks up from this file to the module root.
