@@ -3,7 +3,6 @@ package fakezeno
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -101,15 +100,7 @@ func TestCapacity(t *testing.T) {
 	}
 	t.Logf("%d streams ok in %v; ttfb excess p50 %v p99 %v max %v; total excess p50 %v p99 %v max %v",
 		len(ttfbs), time.Since(start), pct(ttfbs, .5), pct(ttfbs, .99), pct(ttfbs, 1), pct(skews, .5), pct(skews, .99), pct(skews, 1))
-	resp, err := client.Get(base + "/_fake/stats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var g GroundTruth
-	if err := json.NewDecoder(resp.Body).Decode(&g); err != nil {
-		t.Fatal(err)
-	}
+	g := fetchStats(t, client, base)
 	if g.ChatRequestsTotal != int64(n) || g.StreamsCompleted != int64(n) {
 		t.Errorf("server saw %d requests, %d completed", g.ChatRequestsTotal, g.StreamsCompleted)
 	}

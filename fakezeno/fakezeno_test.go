@@ -111,7 +111,13 @@ func readLines(t *testing.T, r io.Reader) ([]line, int, error) {
 
 func getStats(t *testing.T, ts *httptest.Server) GroundTruth {
 	t.Helper()
-	resp, err := ts.Client().Get(ts.URL + "/_fake/stats")
+	return fetchStats(t, ts.Client(), ts.URL)
+}
+
+// fetchStats reads the ground truth from a fake at base.
+func fetchStats(t *testing.T, client *http.Client, base string) GroundTruth {
+	t.Helper()
+	resp, err := client.Get(base + "/_fake/stats")
 	if err != nil {
 		t.Fatal(err)
 	}

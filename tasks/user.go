@@ -283,23 +283,19 @@ func (cls *class) settingsFor(opts locust.Options, log *slog.Logger) settings {
 		warn(OptQuickWeight+"/"+OptAnalysisWeight+"/"+OptConversationWeight, w, "all weights are 0")
 	}
 
-	lo, hi := s.waitMin, s.waitMax
-	seconds(OptWaitMin, &lo)
-	seconds(OptWaitMax, &hi)
-	if lo <= hi {
-		s.waitMin, s.waitMax = lo, hi
-	} else {
-		warn(OptWaitMin+"/"+OptWaitMax, fmt.Sprintf("%v..%v", lo, hi), "min > max")
+	// A min/max pair is applied only as a whole, and only when ordered.
+	durRange := func(minKey, maxKey string, min, max *time.Duration) {
+		lo, hi := *min, *max
+		seconds(minKey, &lo)
+		seconds(maxKey, &hi)
+		if lo <= hi {
+			*min, *max = lo, hi
+		} else {
+			warn(minKey+"/"+maxKey, fmt.Sprintf("%v..%v", lo, hi), "min > max")
+		}
 	}
-
-	lo, hi = s.thinkMin, s.thinkMax
-	seconds(OptThinkMin, &lo)
-	seconds(OptThinkMax, &hi)
-	if lo <= hi {
-		s.thinkMin, s.thinkMax = lo, hi
-	} else {
-		warn(OptThinkMin+"/"+OptThinkMax, fmt.Sprintf("%v..%v", lo, hi), "min > max")
-	}
+	durRange(OptWaitMin, OptWaitMax, &s.waitMin, &s.waitMax)
+	durRange(OptThinkMin, OptThinkMax, &s.thinkMin, &s.thinkMax)
 
 	tlo, thi := s.turnsMin, s.turnsMax
 	weight(OptTurnsMin, &tlo)
