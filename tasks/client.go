@@ -4,18 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/zenoload/zenoload/redact"
+	"github.com/zenoload/zenoload/tasks/h1"
 )
 
 // Client defaults.
@@ -37,26 +40,28 @@ const drainLimit = 64 << 10
 
 // ClientConfig configures a Client. Zero fields take the defaults above.
 type ClientConfig struct {
-	MaxIdleConns int           // keep-alive pool size, total and per host; >= concurrent users
+	MaxIdleConns int           // keep-alive pool size; >= concurrent users
 	DialTimeout  time.Duration // TCP connect (and TLS handshake) limit
 	Timeout      time.Duration // whole request, from sending to the end of the body
 	MaxLineBytes int           // longest accepted NDJSON line, excluding the newline
 	Redactor     *redact.Redactor
-	// Transport replaces the tuned transport (tests, custom TLS).
-	Transport http.RoundTripper
+	TLS          *tls.Config // custom TLS (tests, private CAs); nil = system roots
 }
 
 // Client posts chat requests and measures their NDJSON streams. It speaks
-// HTTP/1.1 (one connection per in-flight stream, like the Python suite did)
-// and never follows redirects: a 3xx is reported as such. Safe for
+// HTTP/1.1 through tasks/h1 (one connection per in-flight stream, like the
+// Python suite did; the goroutine that sends a request also reads its
+// response) and never follows redirects: a 3xx is reported as such. Safe for
 // concurrent use.
 type Client struct {
 	cfg     ClientConfig
-	hc      *http.Client
+	tr      *h1.Transport
+	targets sync.Map  // base URL → *h1.Target
 	readers sync.Pool // *bufio.Reader, 4 KiB each: memory matters at 10k streams
+	bufs    sync.Pool // *[]byte request scratch
 }
 
-// NewClient builds a client with a transport tuned for many long streams.
+// NewClient builds a client tuned for many long streams.
 func NewClient(cfg ClientConfig) *Client {
 	if cfg.MaxIdleConns <= 0 {
 		cfg.MaxIdleConns = DefaultMaxIdleConns
@@ -70,27 +75,9 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.MaxLineBytes <= 0 {
 		cfg.MaxLineBytes = DefaultMaxLineBytes
 	}
-	rt := cfg.Transport
-	if rt == nil {
-		rt = &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        cfg.MaxIdleConns,
-			MaxIdleConnsPerHost: cfg.MaxIdleConns,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: cfg.DialTimeout,
-			// Transparent gzip would hide the real byte count and delay lines.
-			DisableCompression: true,
-			// Requests are ~300 B; the 4 KiB default costs 3 KiB per stream.
-			WriteBufferSize: 1 << 10,
-		}
-	}
 	return &Client{
 		cfg: cfg,
-		hc: &http.Client{
-			Transport:     rt,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		tr:  h1.New(h1.Config{DialTimeout: cfg.DialTimeout, TLS: cfg.TLS, MaxIdle: cfg.MaxIdleConns}),
 	}
 }
 
@@ -98,7 +85,20 @@ func NewClient(cfg ClientConfig) *Client {
 func (c *Client) Timeout() time.Duration { return c.cfg.Timeout }
 
 // CloseIdleConnections closes idle keep-alive connections.
-func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() { c.tr.CloseIdle() }
+
+// target parses a base URL once.
+func (c *Client) target(base string) (*h1.Target, error) {
+	if tg, ok := c.targets.Load(base); ok {
+		return tg.(*h1.Target), nil
+	}
+	tg, err := c.tr.ParseTarget(base)
+	if err != nil {
+		return nil, err
+	}
+	c.targets.Store(base, tg)
+	return tg, nil
+}
 
 // ChatRequest is the JSON body of POST /api/chat. The server requires
 // thread_id; reusing one continues that conversation.
@@ -230,52 +230,115 @@ func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRe
 		res.Outcome, res.Err = Canceled, err
 		return res
 	}
-	body, err := json.Marshal(req)
+	tg, err := c.target(baseURL)
 	if err != nil {
-		c.fail(res, ConnError, "connection error: bad request", fmt.Errorf("encode request: %w", err))
+		c.fail(res, ConnError, "connection error: invalid url", err)
 		return res
 	}
-	rctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout, errRequestTimeout)
-	defer cancel()
-	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, strings.TrimRight(baseURL, "/")+"/api/chat", bytes.NewReader(body))
-	if err != nil {
-		c.fail(res, ConnError, "connection error: invalid url", fmt.Errorf("build request: %w", err))
-		return res
+	bp, _ := c.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
 	}
-	hreq.Header.Set("Authorization", tok.Bearer())
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/x-ndjson")
+	defer c.bufs.Put(bp)
+	// One scratch buffer: headers first, then the JSON body after them.
+	buf := appendChatHeader((*bp)[:0], tok)
+	nh := len(buf)
+	buf = appendChatBody(buf, req)
+	*bp = buf
 
 	start := time.Now()
-	resp, err := c.hc.Do(hreq)
+	deadline := start.Add(c.cfg.Timeout)
+	resp, err := c.tr.Do(ctx, tg, &h1.Request{
+		Method: "POST", Path: tg.Path("/api/chat"), Header: buf[:nh], Body: buf[nh:], Deadline: deadline,
+	})
 	if err != nil {
 		res.Total = time.Since(start)
-		c.transportFailure(ctx, rctx, res, err, false)
+		c.transportFailure(ctx, deadline, res, err, false)
 		return res
 	}
-	res.TTFB = time.Since(start)
+	res.TTFB = resp.HeaderAt.Sub(start)
 	res.GotHeaders = true
-	res.Status = resp.StatusCode
+	res.Status = resp.Status
 	defer func() {
 		// Small leftovers are drained for keep-alive; big ones drop the conn.
-		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
-		_ = resp.Body.Close()
+		_, _ = io.CopyN(io.Discard, resp, drainLimit)
+		_ = resp.Close()
 	}()
 
-	if resp.StatusCode != http.StatusOK {
-		c.readErrorBody(ctx, rctx, resp, start, res, tok)
+	if resp.Status != http.StatusOK {
+		c.readErrorBody(ctx, resp, start, res, tok)
 		return res
 	}
-	if used, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("X-Prompts-Used"))); err == nil {
+	if used, err := strconv.Atoi(resp.Header("X-Prompts-Used")); err == nil {
 		res.HasQuota, res.PromptsUsed = true, used
-		res.PromptsQuota, _ = strconv.Atoi(strings.TrimSpace(resp.Header.Get("X-Prompts-Quota")))
+		res.PromptsQuota, _ = strconv.Atoi(resp.Header("X-Prompts-Quota"))
 	}
-	c.readStream(ctx, rctx, resp.Body, start, res, func(s string) string { return c.cfg.Redactor.String(tok.redactIn(s)) })
+	c.readStream(ctx, deadline, resp, start, res, func(s string) string { return c.cfg.Redactor.String(tok.redactIn(s)) })
 	return res
 }
 
-// errRequestTimeout marks our own deadline, as opposed to the caller's.
-var errRequestTimeout = errors.New("request timeout")
+// appendChatHeader appends the request's header lines. Token parts are
+// validated by ParseToken, so they cannot inject a line break.
+func appendChatHeader(b []byte, tok Token) []byte {
+	b = append(b, "Authorization: Bearer zeno-key:"...)
+	b = append(b, tok.prefix...)
+	b = append(b, ':')
+	b = append(b, tok.secret...)
+	return append(b, "\r\nContent-Type: application/json\r\nAccept: application/x-ndjson\r\nUser-Agent: zenoload\r\n"...)
+}
+
+// appendChatBody appends {"query":...,"thread_id":...}.
+func appendChatBody(b []byte, req ChatRequest) []byte {
+	b = append(b, `{"query":`...)
+	b = appendJSONString(b, req.Query)
+	b = append(b, `,"thread_id":`...)
+	b = appendJSONString(b, req.ThreadID)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD,
+// as encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
 
 // errLineTooLong aborts a stream whose line exceeds MaxLineBytes.
 var errLineTooLong = errors.New("line too long")
@@ -285,11 +348,11 @@ func (c *Client) fail(res *Result, o Outcome, msg string, err error) {
 }
 
 // transportFailure classifies an error from Do or from reading the body.
-func (c *Client) transportFailure(parent, rctx context.Context, res *Result, err error, midBody bool) {
+func (c *Client) transportFailure(parent context.Context, deadline time.Time, res *Result, err error, midBody bool) {
 	switch {
 	case parent.Err() != nil:
 		res.Outcome, res.Err = Canceled, err
-	case rctx.Err() != nil && errors.Is(context.Cause(rctx), errRequestTimeout):
+	case errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(deadline):
 		c.fail(res, Timeout, "timeout after "+formatSeconds(c.cfg.Timeout), err)
 	case midBody:
 		c.fail(res, Truncated, "stream truncated", err)
@@ -298,8 +361,8 @@ func (c *Client) transportFailure(parent, rctx context.Context, res *Result, err
 	}
 }
 
-func (c *Client) readErrorBody(parent, rctx context.Context, resp *http.Response, start time.Time, res *Result, tok Token) {
-	buf, err := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+func (c *Client) readErrorBody(parent context.Context, resp *h1.Response, start time.Time, res *Result, tok Token) {
+	buf, err := io.ReadAll(io.LimitReader(resp, errorBodyLimit))
 	res.Bytes = int64(len(buf))
 	res.Total = time.Since(start)
 	if err != nil && parent.Err() != nil {
@@ -308,8 +371,8 @@ func (c *Client) readErrorBody(parent, rctx context.Context, resp *http.Response
 	}
 	// Redact before sanitising: truncation could cut a token in half.
 	detail := c.cfg.Redactor.String(tok.redactIn(errorDetail(buf)))
-	c.fail(res, HTTPStatus, statusMessage(resp.StatusCode, detail), nil)
-	res.Err = fmt.Errorf("HTTP %d: %s", resp.StatusCode, c.cfg.Redactor.String(tok.redactIn(string(bytes.TrimSpace(buf)))))
+	c.fail(res, HTTPStatus, statusMessage(resp.Status, detail), nil)
+	res.Err = fmt.Errorf("HTTP %d: %s", resp.Status, c.cfg.Redactor.String(tok.redactIn(string(bytes.TrimSpace(buf)))))
 }
 
 // streamState tracks the classification while lines arrive.
@@ -319,7 +382,7 @@ type streamState struct {
 	clean        func(string) string // redacts server text before truncation
 }
 
-func (c *Client) readStream(parent, rctx context.Context, body io.Reader, start time.Time, res *Result, clean func(string) string) {
+func (c *Client) readStream(parent context.Context, deadline time.Time, body io.Reader, start time.Time, res *Result, clean func(string) string) {
 	br, _ := c.readers.Get().(*bufio.Reader)
 	if br == nil {
 		br = bufio.NewReaderSize(body, 4<<10)
@@ -350,7 +413,7 @@ func (c *Client) readStream(parent, rctx context.Context, body io.Reader, start 
 		case errors.Is(err, errLineTooLong):
 			c.fail(res, LineTooLong, "line too long", err)
 		default:
-			c.transportFailure(parent, rctx, res, err, true)
+			c.transportFailure(parent, deadline, res, err, true)
 		}
 		return
 	}

@@ -1,0 +1,628 @@
+// Package h1 is a small HTTP/1.1 client made for load generation: one
+// request at a time per connection, the response body streamed to the
+// caller, and all the work done on the caller's goroutine.
+//
+// net/http runs two goroutines per connection (readLoop, writeLoop) and
+// hands every response across channels; for a load generator holding
+// thousands of streams that was 42 % of the client's CPU (see bench/README.md),
+// and the channel hop put scheduler delay inside the measured time to
+// headers. Here the goroutine that sends the request reads the response
+// itself, so a timestamp taken after the read is as close to the wire as
+// user space gets.
+//
+// It speaks only what a streaming chat client needs: keep-alive, chunked and
+// Content-Length bodies, read-to-close bodies, 1xx responses skipped, TLS
+// with ALPN "http/1.1". It never follows redirects and adds no compression.
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultDialTimeout = 10 * time.Second
+	DefaultMaxIdle     = 10000
+	// DefaultIdleTimeout is below common server keep-alive timeouts
+	// (uvicorn 5 s, nginx 75 s, ALB 60 s) only where it must be: a stale
+	// connection is also detected at checkout, see alive.
+	DefaultIdleTimeout = 90 * time.Second
+	// DefaultReadBuffer holds a whole short response and a typical NDJSON
+	// line; longer lines are accumulated by the caller. Memory matters at
+	// 10,000 streams.
+	DefaultReadBuffer = 4 << 10
+	// maxHeaderBytes bounds the response header block.
+	maxHeaderBytes = 64 << 10
+)
+
+// Config configures a Transport. Zero fields take the defaults.
+type Config struct {
+	DialTimeout time.Duration // TCP connect plus TLS handshake
+	TLS         *tls.Config   // base TLS config for https targets (cloned per host)
+	MaxIdle     int           // idle keep-alive connections kept, all hosts together
+	IdleTimeout time.Duration // an idle connection older than this is closed, not reused
+	ReadBuffer  int           // per-connection read buffer
+}
+
+// Errors a caller may want to tell apart.
+var (
+	// ErrMalformed is a response that is not valid HTTP/1.1 framing.
+	ErrMalformed = errors.New("malformed HTTP response")
+	// ErrHeaderTooLarge is a header block over 64 KiB.
+	ErrHeaderTooLarge = errors.New("response header too large")
+)
+
+// Transport keeps idle connections per target and opens new ones. It is safe
+// for concurrent use; each Conn it hands out belongs to one goroutine.
+type Transport struct {
+	cfg    Config
+	dialer net.Dialer
+
+	mu    sync.Mutex
+	idle  map[string][]*conn // LIFO per target key
+	nidle int
+}
+
+// New returns a Transport.
+func New(cfg Config) *Transport {
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.MaxIdle <= 0 {
+		cfg.MaxIdle = DefaultMaxIdle
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.ReadBuffer <= 0 {
+		cfg.ReadBuffer = DefaultReadBuffer
+	}
+	return &Transport{
+		cfg:    cfg,
+		dialer: net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second},
+		idle:   map[string][]*conn{},
+	}
+}
+
+// Target is a parsed base URL: where to connect and what to send as Host.
+type Target struct {
+	key        string // scheme://addr, the idle-pool key
+	tls        bool
+	addr       string // host:port to dial
+	host       string // Host header
+	serverName string // TLS SNI and verification name
+	prefix     string // path prefix of the base URL, without trailing "/"
+	tlsConfig  *tls.Config
+}
+
+// ParseTarget parses an http(s) base URL such as https://api.example.org or
+// http://127.0.0.1:8000/prefix.
+func (t *Transport) ParseTarget(base string) (*Target, error) {
+	u, err := url.Parse(strings.TrimSpace(base))
+	if err != nil {
+		return nil, fmt.Errorf("parse target: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, fmt.Errorf("parse target: want http(s)://host[:port][/path], got scheme %q host %q", u.Scheme, u.Hostname())
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	tg := &Target{
+		tls:        u.Scheme == "https",
+		addr:       net.JoinHostPort(u.Hostname(), port),
+		host:       u.Host,
+		serverName: u.Hostname(),
+		prefix:     strings.TrimRight(u.EscapedPath(), "/"),
+	}
+	tg.key = u.Scheme + "://" + tg.addr
+	if tg.tls {
+		c := &tls.Config{}
+		if t.cfg.TLS != nil {
+			c = t.cfg.TLS.Clone()
+		}
+		if c.ServerName == "" {
+			c.ServerName = tg.serverName
+		}
+		c.NextProtos = []string{"http/1.1"}
+		tg.tlsConfig = c
+	}
+	return tg, nil
+}
+
+// Path is the target's path prefix joined with p (which starts with "/").
+func (tg *Target) Path(p string) string { return tg.prefix + p }
+
+// Request is one request. Header holds extra header lines, each
+// "Name: value\r\n", already validated by the caller (no CR or LF inside).
+type Request struct {
+	Method   string
+	Path     string // absolute path, from Target.Path
+	Header   []byte
+	Body     []byte
+	Deadline time.Time // whole request: connect, send, headers and body
+}
+
+// Response is a response whose body is still on the wire. The caller must
+// Close it; a fully read body returns the connection to the pool.
+type Response struct {
+	Status   int
+	Proto    string    // "HTTP/1.1"
+	HeaderAt time.Time // when the header block was complete
+	Reused   bool      // the connection had served a request before
+
+	c *conn
+	// body framing
+	chunked   bool
+	remaining int64 // Content-Length left, or bytes left in the current chunk
+	untilEOF  bool  // no framing: the body ends when the server closes
+	done      bool  // body fully read
+	err       error // sticky read error
+	keepAlive bool
+	stop      func() bool // unregisters the context watcher
+	closed    bool
+}
+
+// Do sends req on a pooled or new connection to tg and reads the response
+// header. ctx cancellation and req.Deadline both abort it (and, later, the
+// body read) with an error; the caller tells them apart with ctx.Err().
+func (t *Transport) Do(ctx context.Context, tg *Target, req *Request) (*Response, error) {
+	c, err := t.get(ctx, tg, req.Deadline)
+	if err != nil {
+		return nil, err
+	}
+	reused := c.used
+	c.used = true
+	if err := c.nc.SetDeadline(req.Deadline); err != nil {
+		c.close()
+		return nil, fmt.Errorf("set deadline: %w", err)
+	}
+	// Cancellation interrupts any blocked read or write by moving the
+	// deadline into the past; the connection is then never reused.
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
+
+	c.wbuf = appendRequest(c.wbuf[:0], tg, req)
+	if _, err := c.nc.Write(c.wbuf); err != nil {
+		stop()
+		c.close()
+		return nil, fmt.Errorf("write request: %w", err)
+	}
+	r := &Response{c: c, stop: stop, Reused: reused}
+	if err := r.readHeader(req.Method); err != nil {
+		stop()
+		c.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// aLongTimeAgo is a deadline that has always passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func appendRequest(b []byte, tg *Target, req *Request) []byte {
+	b = append(b, req.Method...)
+	b = append(b, ' ')
+	b = append(b, req.Path...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, tg.host...)
+	b = append(b, "\r\n"...)
+	b = append(b, req.Header...)
+	if req.Body != nil || req.Method == "POST" || req.Method == "PUT" {
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(req.Body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	return append(b, req.Body...)
+}
+
+// readHeader reads the status line and headers, skipping 1xx responses.
+func (r *Response) readHeader(method string) error {
+	c := r.c
+	for {
+		line, err := c.readLine()
+		if err != nil {
+			return fmt.Errorf("read status line: %w", err)
+		}
+		code, proto, err := parseStatusLine(line)
+		if err != nil {
+			return err
+		}
+		r.Status, r.Proto = code, proto
+		if err := c.readHeaderBlock(); err != nil {
+			return err
+		}
+		if code >= 100 && code < 200 {
+			if code == 101 {
+				return fmt.Errorf("%w: unexpected 101 Switching Protocols", ErrMalformed)
+			}
+			continue
+		}
+		break
+	}
+	r.HeaderAt = time.Now()
+	return r.framing(method)
+}
+
+// parseStatusLine parses "HTTP/1.x NNN reason".
+func parseStatusLine(line []byte) (code int, proto string, err error) {
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' ||
+		(len(line) > 12 && line[12] != ' ') {
+		return 0, "", fmt.Errorf("%w: bad status line", ErrMalformed)
+	}
+	for _, d := range line[9:12] {
+		if d < '0' || d > '9' {
+			return 0, "", fmt.Errorf("%w: bad status code", ErrMalformed)
+		}
+		code = code*10 + int(d-'0')
+	}
+	if code < 100 {
+		return 0, "", fmt.Errorf("%w: bad status code", ErrMalformed)
+	}
+	proto = "HTTP/1.0"
+	if line[7] == '1' {
+		proto = "HTTP/1.1"
+	}
+	return code, proto, nil
+}
+
+// framing decides how the body ends (RFC 9112 section 6.3).
+func (r *Response) framing(method string) error {
+	conn := strings.ToLower(r.Header("Connection"))
+	r.keepAlive = r.Proto == "HTTP/1.1" && !strings.Contains(conn, "close")
+	if r.Proto != "HTTP/1.1" && strings.Contains(conn, "keep-alive") {
+		r.keepAlive = true
+	}
+	if method == "HEAD" || r.Status == 204 || r.Status == 304 {
+		r.done = true
+		return nil
+	}
+	if te := r.Header("Transfer-Encoding"); te != "" {
+		if !strings.EqualFold(strings.TrimSpace(te), "chunked") {
+			return fmt.Errorf("%w: unsupported Transfer-Encoding %q", ErrMalformed, te)
+		}
+		r.chunked = true
+		r.remaining = -1 // size line not read yet
+		return nil
+	}
+	if cl := r.Header("Content-Length"); cl != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%w: bad Content-Length", ErrMalformed)
+		}
+		r.remaining = n
+		r.done = n == 0
+		return nil
+	}
+	r.untilEOF, r.keepAlive = true, false
+	return nil
+}
+
+// Header returns the first value of the named response header ("" if
+// absent). Valid until Close.
+func (r *Response) Header(name string) string {
+	h := r.c.hdr
+	for len(h) > 0 {
+		i := indexCRLF(h)
+		line := h[:i]
+		h = h[min(i+2, len(h)):]
+		colon := bytes.IndexByte(line, ':')
+		if colon == len(name) && equalFoldASCII(line[:colon], name) {
+			return strings.TrimSpace(string(line[colon+1:]))
+		}
+	}
+	return ""
+}
+
+func equalFoldASCII(b []byte, s string) bool {
+	for i := range b {
+		x, y := b[i]|0x20, s[i]|0x20 // header names are tokens: ASCII letters, digits, "-"
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func indexCRLF(b []byte) int {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] == '\r' && b[i+1] == '\n' {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// Read reads the decoded body. It returns io.EOF at the end of a complete
+// body and io.ErrUnexpectedEOF when the server closes mid-body.
+func (r *Response) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.done {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	br := r.c.br
+	switch {
+	case r.untilEOF:
+		n, err := br.Read(p)
+		if errors.Is(err, io.EOF) {
+			r.done = true
+		} else if err != nil {
+			r.err = err
+		}
+		return n, err
+	case r.chunked:
+		if r.remaining <= 0 {
+			if err := r.nextChunk(); err != nil {
+				r.err = err
+				return 0, err
+			}
+			if r.done {
+				return 0, io.EOF
+			}
+		}
+	}
+	if int64(len(p)) > r.remaining {
+		p = p[:r.remaining]
+	}
+	n, err := br.Read(p)
+	r.remaining -= int64(n)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		r.err = err
+		return n, err
+	}
+	if r.remaining == 0 && !r.chunked {
+		r.done = true
+	}
+	return n, nil
+}
+
+// nextChunk reads the CRLF ending the previous chunk (if any), then the
+// next chunk-size line; at the last chunk it reads the trailers.
+func (r *Response) nextChunk() error {
+	c := r.c
+	if r.remaining == 0 { // end of a data chunk
+		line, err := c.readLine()
+		if err != nil {
+			return unexpected(err)
+		}
+		if len(line) != 0 {
+			return fmt.Errorf("%w: missing CRLF after chunk", ErrMalformed)
+		}
+	}
+	line, err := c.readLine()
+	if err != nil {
+		return unexpected(err)
+	}
+	if i := strings.IndexByte(string(line), ';'); i >= 0 {
+		line = line[:i]
+	}
+	size, err := strconv.ParseUint(strings.TrimSpace(string(line)), 16, 62)
+	if err != nil {
+		return fmt.Errorf("%w: bad chunk size", ErrMalformed)
+	}
+	r.remaining = int64(size)
+	if size > 0 {
+		return nil
+	}
+	for { // trailers, then the final CRLF
+		line, err := c.readLine()
+		if err != nil {
+			return unexpected(err)
+		}
+		if len(line) == 0 {
+			r.done = true
+			return nil
+		}
+	}
+}
+
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// Close releases the response. The connection goes back to the pool only if
+// the body was read to its end, the server allows keep-alive, and the
+// request was neither cancelled nor timed out.
+func (r *Response) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	c := r.c
+	// stop() is false when the cancel func already ran (or is running):
+	// the connection's deadline may be poisoned.
+	if !r.stop() || !r.done || r.err != nil || !r.keepAlive || c.br.Buffered() > 0 {
+		c.close()
+		return nil
+	}
+	c.t.put(c)
+	return nil
+}
+
+// conn is one connection with its buffers.
+type conn struct {
+	t    *Transport
+	key  string
+	nc   net.Conn
+	raw  syscall.RawConn // the TCP socket under nc, for the liveness check
+	tls  bool
+	br   *bufio.Reader
+	wbuf []byte
+	hdr  []byte // the last response's header lines, CRLF-separated
+	used bool
+	idle time.Time
+}
+
+func (c *conn) close() { _ = c.nc.Close() }
+
+// readLine returns the next line without its CR LF; longer than the read
+// buffer is an error (status, header and chunk-size lines are short).
+func (c *conn) readLine() ([]byte, error) {
+	line, err := c.br.ReadSlice('\n')
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, fmt.Errorf("%w: line longer than %d bytes", ErrHeaderTooLarge, c.br.Size())
+		}
+		return nil, err
+	}
+	line = line[:len(line)-1]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, nil
+}
+
+// readHeaderBlock copies the header lines into c.hdr, up to the empty line.
+func (c *conn) readHeaderBlock() error {
+	c.hdr = c.hdr[:0]
+	for {
+		line, err := c.readLine()
+		if err != nil {
+			return fmt.Errorf("read header: %w", unexpected(err))
+		}
+		if len(line) == 0 {
+			return nil
+		}
+		if len(c.hdr)+len(line) > maxHeaderBytes {
+			return ErrHeaderTooLarge
+		}
+		c.hdr = append(append(c.hdr, line...), '\r', '\n')
+	}
+}
+
+// get returns an idle connection to tg that is still alive, or dials one.
+func (t *Transport) get(ctx context.Context, tg *Target, deadline time.Time) (*conn, error) {
+	for {
+		c := t.popIdle(tg.key)
+		if c == nil {
+			break
+		}
+		if time.Since(c.idle) < t.cfg.IdleTimeout && c.alive() {
+			return c, nil
+		}
+		c.close()
+	}
+	return t.dial(ctx, tg, deadline)
+}
+
+func (t *Transport) popIdle(key string) *conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.idle[key]
+	if len(l) == 0 {
+		return nil
+	}
+	c := l[len(l)-1]
+	l[len(l)-1] = nil
+	t.idle[key] = l[:len(l)-1]
+	t.nidle--
+	return c
+}
+
+func (t *Transport) put(c *conn) {
+	c.idle = time.Now()
+	t.mu.Lock()
+	if t.nidle >= t.cfg.MaxIdle {
+		t.mu.Unlock()
+		c.close()
+		return
+	}
+	t.idle[c.key] = append(t.idle[c.key], c)
+	t.nidle++
+	t.mu.Unlock()
+}
+
+// CloseIdle closes every idle connection.
+func (t *Transport) CloseIdle() {
+	t.mu.Lock()
+	idle := t.idle
+	t.idle, t.nidle = map[string][]*conn{}, 0
+	t.mu.Unlock()
+	for _, l := range idle {
+		for _, c := range l {
+			c.close()
+		}
+	}
+}
+
+// alive reports whether an idle connection can carry a request: the server
+// has not closed it (FIN or RST) and, for plain HTTP, sent nothing
+// unsolicited. Servers close idle keep-alive connections (uvicorn after
+// 5 s), and net/http would not resend a POST that raced such a close, so
+// this is checked before every reuse with one non-blocking peek.
+func (c *conn) alive() bool {
+	if c.raw == nil {
+		return true
+	}
+	ok := true
+	var buf [1]byte
+	err := c.raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case err == syscall.EAGAIN || err == syscall.EINTR:
+			// nothing pending: alive
+		case err != nil, n == 0:
+			ok = false // reset, or EOF
+		default:
+			// Pending bytes: for TLS they may be a session ticket, which
+			// crypto/tls consumes; for plain HTTP nothing may come unasked.
+			ok = c.tls
+		}
+		return true
+	})
+	return ok && err == nil
+}
+
+func (t *Transport) dial(ctx context.Context, tg *Target, deadline time.Time) (*conn, error) {
+	dctx := ctx
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	nc, err := t.dialer.DialContext(dctx, "tcp", tg.addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	c := &conn{t: t, key: tg.key, nc: nc, tls: tg.tls, br: bufio.NewReaderSize(nc, t.cfg.ReadBuffer)}
+	if tcp, ok := nc.(*net.TCPConn); ok {
+		c.raw, _ = tcp.SyscallConn()
+	}
+	if tg.tls {
+		hctx, cancel := context.WithTimeout(dctx, t.cfg.DialTimeout)
+		defer cancel()
+		tc := tls.Client(nc, tg.tlsConfig)
+		if err := tc.HandshakeContext(hctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("tls handshake: %w", err)
+		}
+		c.nc = tc
+		c.br.Reset(tc)
+	}
+	return c, nil
+}

@@ -1,0 +1,281 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func post(t *testing.T, tr *Transport, ctx context.Context, base string, deadline time.Duration) (*Response, string, error) {
+	t.Helper()
+	tg, err := tr.ParseTarget(base)
+	require.NoError(t, err)
+	resp, err := tr.Do(ctx, tg, &Request{Method: "POST", Path: tg.Path("/api/chat"),
+		Header: []byte("X-Test: 1\r\n"), Body: []byte(`{"q":1}`), Deadline: time.Now().Add(deadline)})
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(resp)
+	return resp, string(b), err
+}
+
+// TestAgainstNetHTTPServer checks the request we send and every body framing
+// Go's own server produces, plus keep-alive reuse.
+func TestAgainstNetHTTPServer(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != "POST" || r.URL.Path != "/pre/api/chat" || r.Header.Get("X-Test") != "1" ||
+			string(body) != `{"q":1}` || r.ContentLength != 7 || r.Host == "" {
+			http.Error(w, "bad request shape", 400)
+			return
+		}
+		w.Header().Set("X-Prompts-Used", " 7 ")
+		switch r.URL.Query().Get("k") {
+		default: // chunked, flushed per line
+			for _, l := range []string{"a\n", "bb\n", "ccc\n"} {
+				io.WriteString(w, l)
+				w.(http.Flusher).Flush()
+			}
+		}
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	tr := New(Config{})
+	defer tr.CloseIdle()
+	for i := range 5 {
+		resp, body, err := post(t, tr, context.Background(), srv.URL+"/pre/", 5*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, 200, resp.Status)
+		require.Equal(t, "a\nbb\nccc\n", body)
+		require.Equal(t, "7", resp.Header("x-prompts-used"))
+		require.Equal(t, "", resp.Header("X-Missing"))
+		require.Equal(t, i > 0, resp.Reused)
+		require.NoError(t, resp.Close())
+	}
+	require.EqualValues(t, 1, conns.Load(), "keep-alive: one connection for sequential requests")
+}
+
+// rawServer answers each connection with the given bytes, after reading the
+// request head, then closes it (unless keep is set).
+func rawServer(t *testing.T, reply string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil || l == "\r\n" {
+						break
+					}
+				}
+				io.WriteString(c, reply)
+				time.Sleep(50 * time.Millisecond)
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+func TestFraming(t *testing.T) {
+	cases := []struct {
+		name, reply, body string
+		status            int
+		keep              bool
+		err               error
+	}{
+		{name: "content-length", reply: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", body: "hello", status: 200, keep: true},
+		{name: "1xx skipped", reply: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok", body: "ok", status: 201, keep: true},
+		{name: "chunked with ext and trailer", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\nA\r\n0123456789\r\n0\r\nT: v\r\n\r\n", body: "abc0123456789", status: 200, keep: true},
+		{name: "until close", reply: "HTTP/1.1 200 OK\r\n\r\nall of it", body: "all of it", status: 200},
+		{name: "connection close", reply: "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", body: "x", status: 200},
+		{name: "http/1.0", reply: "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", body: "x", status: 200},
+		{name: "no content", reply: "HTTP/1.1 204 No Content\r\n\r\n", status: 204, keep: true},
+		{name: "truncated chunk", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc", body: "abc", status: 200, err: io.ErrUnexpectedEOF},
+		{name: "no last chunk", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", body: "abc", status: 200, err: io.ErrUnexpectedEOF},
+		{name: "bad chunk size", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n", status: 200, err: ErrMalformed},
+		{name: "missing CRLF after chunk", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", body: "abc", status: 200, err: ErrMalformed},
+		{name: "short content-length body", reply: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", body: "abc", status: 200, err: io.ErrUnexpectedEOF},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := New(Config{})
+			defer tr.CloseIdle()
+			resp, body, err := post(t, tr, context.Background(), rawServer(t, tc.reply), 5*time.Second)
+			if tc.err != nil {
+				require.ErrorIs(t, err, tc.err)
+			} else {
+				require.NoError(t, err)
+			}
+			require.Equal(t, tc.body, body)
+			require.Equal(t, tc.status, resp.Status)
+			require.Equal(t, tc.keep, resp.keepAlive && resp.done && resp.err == nil)
+			require.NoError(t, resp.Close())
+		})
+	}
+}
+
+func TestBadResponses(t *testing.T) {
+	for name, reply := range map[string]string{
+		"not http":        "SSH-2.0-OpenSSH\r\n\r\n",
+		"bad code":        "HTTP/1.1 2x0 OK\r\n\r\n",
+		"bad length":      "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"gzip te":         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+		"switching":       "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+		"huge header":     "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Big: "+strings.Repeat("b", 1000)+"\r\n", 80) + "\r\n",
+		"huge line":       "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("b", 5000) + "\r\n\r\n",
+		"closed mid head": "HTTP/1.1 200 OK\r\nContent-",
+		"closed at once":  "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			tr := New(Config{})
+			_, _, err := post(t, tr, context.Background(), rawServer(t, reply), 5*time.Second)
+			require.Error(t, err)
+			switch name {
+			case "huge header", "huge line":
+				require.ErrorIs(t, err, ErrHeaderTooLarge)
+			case "closed mid head", "closed at once":
+				require.True(t, errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF), "%v", err)
+			default:
+				require.ErrorIs(t, err, ErrMalformed)
+			}
+		})
+	}
+}
+
+// TestStaleIdleConnection: a server that closes idle keep-alive connections
+// (uvicorn does after 5 s) must not make the next request fail.
+func TestStaleIdleConnection(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	}))
+	srv.Config.IdleTimeout = 50 * time.Millisecond
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	tr := New(Config{})
+	defer tr.CloseIdle()
+	for range 3 {
+		resp, body, err := post(t, tr, context.Background(), srv.URL, 5*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, "ok\n", body)
+		require.False(t, resp.Reused, "the idle connection was closed by the server and must not be reused")
+		resp.Close()
+		time.Sleep(200 * time.Millisecond)
+	}
+	require.EqualValues(t, 3, conns.Load())
+}
+
+func TestDeadlineAndCancel(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	tr := New(Config{})
+	defer tr.CloseIdle()
+
+	start := time.Now()
+	resp, body, err := post(t, tr, context.Background(), srv.URL, 200*time.Millisecond)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.Equal(t, "first\n", body)
+	require.Less(t, time.Since(start), 2*time.Second)
+	resp.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start = time.Now()
+	resp, body, err = post(t, tr, ctx, srv.URL, time.Minute)
+	require.Error(t, err)
+	require.Equal(t, "first\n", body)
+	require.Less(t, time.Since(start), 2*time.Second)
+	resp.Close()
+	tr.mu.Lock()
+	require.Zero(t, tr.nidle, "an aborted connection is never pooled")
+	tr.mu.Unlock()
+
+	// Refused: the error says so.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	_, _, err = post(t, tr, context.Background(), "http://"+addr, time.Second)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "refused")
+}
+
+func TestTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 1 {
+			http.Error(w, "want HTTP/1.1", 400)
+			return
+		}
+		io.WriteString(w, "secure\n")
+	}))
+	defer srv.Close()
+	tr := New(Config{TLS: srv.Client().Transport.(*http.Transport).TLSClientConfig})
+	defer tr.CloseIdle()
+	for i := range 2 {
+		resp, body, err := post(t, tr, context.Background(), srv.URL, 5*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, "secure\n", body)
+		require.Equal(t, i == 1, resp.Reused)
+		resp.Close()
+	}
+	// Without the test CA the handshake fails with a certificate error.
+	_, _, err := post(t, New(Config{}), context.Background(), srv.URL, 5*time.Second)
+	require.ErrorContains(t, err, "certificate")
+}
+
+func TestParseTarget(t *testing.T) {
+	tr := New(Config{})
+	tg, err := tr.ParseTarget("https://api.example.org/v1/")
+	require.NoError(t, err)
+	require.Equal(t, "api.example.org:443", tg.addr)
+	require.Equal(t, "/v1/api/chat", tg.Path("/api/chat"))
+	require.True(t, tg.tls)
+	tg, err = tr.ParseTarget("http://[::1]:8000")
+	require.NoError(t, err)
+	require.Equal(t, "[::1]:8000", tg.addr)
+	require.Equal(t, "/api/chat", tg.Path("/api/chat"))
+	for _, bad := range []string{"ftp://x", "http://", "://", "http://user:pw@host"} {
+		_, err := tr.ParseTarget(bad)
+		require.Error(t, err, bad)
+		require.NotContains(t, err.Error(), "pw")
+	}
+}
