@@ -39,9 +39,10 @@ const (
 // Weights are task weights per iteration (not shares of users).
 type Weights struct{ Quick, Analysis, Conversation int }
 
-// Config configures ZenoChatUser. Start from DefaultConfig: zero Weights, a
-// min/max pair that is zero at both ends and zero client limits get
-// defaults, but FailOnNonFatal is taken as given.
+// Config configures ZenoChatUser. Start from DefaultConfig: zero Weights,
+// zero turns, a zero 429 backoff and zero client limits get defaults, but
+// wait and think times and FailOnNonFatal are taken as given (0..0 is "no
+// wait", which benchmarks need).
 type Config struct {
 	BaseURL string     // used when the master sends no host
 	Tokens  *TokenPool // required
@@ -99,15 +100,9 @@ func (cfg *Config) fill() error {
 	if cfg.Weights == (Weights{}) {
 		cfg.Weights = d.Weights
 	}
-	// A pair is defaulted only when both ends are zero, so 0..x stays usable.
-	pair := func(lo, hi *time.Duration, dlo, dhi time.Duration) {
-		if *lo == 0 && *hi == 0 {
-			*lo, *hi = dlo, dhi
-		}
+	if cfg.Backoff429 == 0 && cfg.Backoff429Max == 0 {
+		cfg.Backoff429, cfg.Backoff429Max = d.Backoff429, d.Backoff429Max
 	}
-	pair(&cfg.WaitMin, &cfg.WaitMax, d.WaitMin, d.WaitMax)
-	pair(&cfg.ThinkMin, &cfg.ThinkMax, d.ThinkMin, d.ThinkMax)
-	pair(&cfg.Backoff429, &cfg.Backoff429Max, d.Backoff429, d.Backoff429Max)
 	if cfg.Backoff429Max == 0 {
 		cfg.Backoff429Max = max(d.Backoff429Max, cfg.Backoff429)
 	}

@@ -422,6 +422,11 @@ func TestHostAndConfig(t *testing.T) {
 	if wt := h.user(t, 1, nil).WaitTime()(0, rand.New(rand.NewPCG(1, 1))); wt < 5*time.Second || wt > 15*time.Second {
 		t.Fatalf("wait %v", wt)
 	}
+	// 0..0 is a valid choice (benchmarks), not "unset": it must not become 5-15 s.
+	h0 := newHarness(t, "http://x", func(c *Config) { c.WaitMin, c.WaitMax, c.ThinkMin, c.ThinkMax = 0, 0, 0, 0 })
+	if u := h0.user(t, 1, nil); u.WaitTime()(0, rand.New(rand.NewPCG(1, 1))) != 0 || u.set.thinkMax != 0 {
+		t.Fatalf("zero wait/think not kept: %+v", u.set)
+	}
 
 	if _, err := NewUserClass(Config{}, nil); err == nil || !strings.Contains(err.Error(), ErrTokenMissing.Error()) {
 		t.Fatalf("missing tokens: %v", err)
