@@ -30,6 +30,8 @@ vet:
 
 unit:
 	$(GO) test -race -short -count=1 ./...
+	# Race builds use net.Conn I/O in tasks/h1; this run covers the raw-syscall path.
+	$(GO) test -short -count=1 ./tasks/...
 
 # The master-side plugin, under both supported Locust versions.
 pytest:

@@ -100,7 +100,8 @@ func (t Token) Bearer() string { return "Bearer " + t.Value() }
 // redactIn removes this token (both forms) and its secret from s, for text
 // that came from the server and never passed through a shared Redactor.
 func (t Token) redactIn(s string) string {
-	if t.secret == "" {
+	// Both token forms contain the secret: no secret, nothing to do.
+	if t.secret == "" || !strings.Contains(s, t.secret) {
 		return s
 	}
 	masked := t.String()

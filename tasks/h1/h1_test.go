@@ -70,6 +70,12 @@ func TestAgainstNetHTTPServer(t *testing.T) {
 		require.NoError(t, resp.Close())
 	}
 	require.EqualValues(t, 1, conns.Load(), "keep-alive: one connection for sequential requests")
+	tr.mu.Lock()
+	for _, l := range tr.idle {
+		_, raw := l[0].wr.(rawSock)
+		require.Equal(t, rawIO, raw, "plain TCP uses raw I/O except under the race detector")
+	}
+	tr.mu.Unlock()
 }
 
 // rawServer answers each connection with the given bytes, after reading the
