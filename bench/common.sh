@@ -21,16 +21,19 @@ want() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 # ---------------------------------------------------------------- settings
 if [ "$MODE" = smoke ]; then
-  S1_USERS=16;  S1_DUR=2
+  S1_USERS=16;  S1_DUR=2; S1_ROUNDS=1
   S2_BENCHTIME=100ms; S2_COUNT=1; S2_CPUS=1
   S3_GO_USERS=200; S3_PY_USERS=(); S3_RATE=200; S3_LINES=5; S3_GAP=100ms; S3_HOLD=3
   S4_USERS=(10); S4_DUR=2
 else
-  S1_USERS=32;  S1_DUR=15
+  S1_USERS=32;  S1_DUR=15; S1_ROUNDS=3
   S2_BENCHTIME=1s; S2_COUNT=3; S2_CPUS=1,2
   S3_GO_USERS=10000; S3_PY_USERS=(1000 10000); S3_RATE=1000; S3_LINES=20; S3_GAP=500ms; S3_HOLD=20
   S4_USERS=(1 100 1000); S4_DUR=15
 fi
+# Narrow a run while investigating, e.g. BENCH_S4_USERS=1000 BENCH_KINDS=go.
+[ -n "${BENCH_S4_USERS:-}" ] && read -r -a S4_USERS <<<"$BENCH_S4_USERS"
+KINDS=${BENCH_KINDS:-go py}
 
 # ---------------------------------------------------------------- preflight
 for f in "$PY" "$LOCUST" "$MASTER_FILE"; do [ -x "$f" ] || [ -f "$f" ] || die "missing $f (run make bootstrap)"; done
@@ -153,27 +156,32 @@ run_locust() {
 
 # ---------------------------------------------------------------- 1. throughput
 section1() {
-  log "section 1: throughput per CPU-second (fakezeno --time-scale 0, 3 lines; $S1_USERS users; ${S1_DUR}s each)"
-  local fake=(--time-scale 0 --fixed-ttfb 0 --fixed-lines 3 --fixed-gap 0)
-  start_fake s1-go "${fake[@]}"
-  run_locust s1-go go "$S1_USERS" 1000 "$S1_DUR"
-  stop_fake s1-go
-  "$PY" "$LIB" s1 --results "$RESULTS" --label zeno-worker --kind locust --rusage "$OUT/s1-go.rusage.json" \
-    --csv "$OUT/s1-go" --summary "$OUT/s1-go.summary.json" --fake "$OUT/s1-go.truth.json"
+  # The machine is shared (hypervisor steal of 5-20 % was seen): one pass of
+  # three tools can swing a ratio by a third. Rounds interleave the tools and
+  # the table reports medians of the per-round ratios.
+  local fake=(--time-scale 0 --fixed-ttfb 0 --fixed-lines 3 --fixed-gap 0) r
+  for r in $(seq 1 "$S1_ROUNDS"); do
+    log "section 1: throughput per CPU-second, round $r/$S1_ROUNDS (fakezeno --time-scale 0, 3 lines; $S1_USERS users; ${S1_DUR}s each)"
+    start_fake "s1-go-r$r" "${fake[@]}"
+    run_locust "s1-go-r$r" go "$S1_USERS" 1000 "$S1_DUR"
+    stop_fake "s1-go-r$r"
+    "$PY" "$LIB" s1 --results "$RESULTS" --round "$r" --label zeno-worker --kind locust --rusage "$OUT/s1-go-r$r.rusage.json" \
+      --csv "$OUT/s1-go-r$r" --summary "$OUT/s1-go-r$r.summary.json" --fake "$OUT/s1-go-r$r.truth.json"
 
-  start_fake s1-py "${fake[@]}"
-  run_locust s1-py py "$S1_USERS" 1000 "$S1_DUR"
-  stop_fake s1-py
-  "$PY" "$LIB" s1 --results "$RESULTS" --label locust-fasthttp --kind locust --rusage "$OUT/s1-py.rusage.json" \
-    --csv "$OUT/s1-py" --fake "$OUT/s1-py.truth.json"
+    start_fake "s1-py-r$r" "${fake[@]}"
+    run_locust "s1-py-r$r" py "$S1_USERS" 1000 "$S1_DUR"
+    stop_fake "s1-py-r$r"
+    "$PY" "$LIB" s1 --results "$RESULTS" --round "$r" --label locust-fasthttp --kind locust --rusage "$OUT/s1-py-r$r.rusage.json" \
+      --csv "$OUT/s1-py-r$r" --fake "$OUT/s1-py-r$r.truth.json"
 
-  start_fake s1-wrk "${fake[@]}"
-  timeout $(( S1_DUR + 30 )) "$PY" "$LIB" run --out "$OUT/s1-wrk.rusage.json" -- "${PIN_LOAD[@]}" \
-    wrk -t1 -c"$S1_USERS" -d"${S1_DUR}s" -s "$BENCH/post.lua" "http://127.0.0.1:$FAKE_PORT" \
-    >"$OUT/s1-wrk.out" 2>&1 || log "WARNING: wrk exited non-zero (see $OUT/s1-wrk.out)"
-  stop_fake s1-wrk
-  "$PY" "$LIB" s1 --results "$RESULTS" --label wrk --kind wrk --rusage "$OUT/s1-wrk.rusage.json" \
-    --wrk-out "$OUT/s1-wrk.out" --fake "$OUT/s1-wrk.truth.json"
+    start_fake "s1-wrk-r$r" "${fake[@]}"
+    timeout $(( S1_DUR + 30 )) "$PY" "$LIB" run --out "$OUT/s1-wrk-r$r.rusage.json" -- "${PIN_LOAD[@]}" \
+      wrk -t1 -c"$S1_USERS" -d"${S1_DUR}s" -s "$BENCH/post.lua" "http://127.0.0.1:$FAKE_PORT" \
+      >"$OUT/s1-wrk-r$r.out" 2>&1 || log "WARNING: wrk exited non-zero (see $OUT/s1-wrk-r$r.out)"
+    stop_fake "s1-wrk-r$r"
+    "$PY" "$LIB" s1 --results "$RESULTS" --round "$r" --label wrk --kind wrk --rusage "$OUT/s1-wrk-r$r.rusage.json" \
+      --wrk-out "$OUT/s1-wrk-r$r.out" --fake "$OUT/s1-wrk-r$r.truth.json"
+  done
 }
 
 # ---------------------------------------------------------------- 2. recording
@@ -211,7 +219,7 @@ section3() {
 section4() {
   local fake=(--time-scale 1 --fixed-ttfb 200ms --fixed-lines 10 --fixed-gap 50ms)
   for u in "${S4_USERS[@]}"; do
-    for kind in go py; do
+    for kind in $KINDS; do
       local name="s4-$kind-$u" label; label=$([ $kind = go ] && echo zeno-worker || echo locust-fasthttp)
       log "section 4: accuracy, $label, $u users, ${S4_DUR}s (200 ms TTFB, 10 lines at 50 ms)"
       start_fake "$name" "${fake[@]}"

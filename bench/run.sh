@@ -29,14 +29,19 @@ done
 source "$BENCH/common.sh"
 
 T0=$(date +%s)
+grep '^cpu[0-9]' /proc/stat >"$OUT/stat.before"
 want 1 && section1
 want 2 && section2
 want 3 && section3
 want 4 && section4
 log "done in $(( $(date +%s) - T0 ))s; files in $OUT"
 
+grep '^cpu[0-9]' /proc/stat >"$OUT/stat.after"
+# Hypervisor steal per CPU over the whole run: on a shared VM this is the
+# noise floor, and a reason a single pass can mislead.
+STEAL=$(paste -d' ' "$OUT/stat.before" "$OUT/stat.after" | awk '{n=NF/2; t0=0; t1=0; for(i=2;i<=9;i++){t0+=$i; t1+=$(i+n)}; d=t1-t0; printf "%s%s %.1f%%", (NR>1?", ":""), $1, (d>0?100*($(9+n)-$9)/d:0)}' 2>/dev/null)
 echo
-echo "zenoload benchmarks ($MODE) -- $(date -Is) -- $NCPU CPUs, pinning: $PINNING"
+echo "zenoload benchmarks ($MODE) -- $(date -Is) -- $NCPU CPUs, pinning: $PINNING; steal: ${STEAL:-n/a}"
 "$PY" "$LIB" table "$RESULTS" --json "$OUT/table.json" | tee "$OUT/table.txt"
 rc=${PIPESTATUS[0]}
 if [ "$rc" -ne 0 ]; then

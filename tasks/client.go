@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -77,7 +78,9 @@ func NewClient(cfg ClientConfig) *Client {
 	}
 	return &Client{
 		cfg: cfg,
-		tr:  h1.New(h1.Config{DialTimeout: cfg.DialTimeout, TLS: cfg.TLS, MaxIdle: cfg.MaxIdleConns}),
+		tr: h1.New(h1.Config{DialTimeout: cfg.DialTimeout, TLS: cfg.TLS, MaxIdle: cfg.MaxIdleConns,
+			// HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as net/http reads them.
+			Proxy: func(u *url.URL) (*url.URL, error) { return http.ProxyFromEnvironment(&http.Request{URL: u}) }}),
 	}
 }
 

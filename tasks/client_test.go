@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -267,26 +268,43 @@ func TestClientTimingAccuracy(t *testing.T) {
 	c := NewClient(ClientConfig{})
 	tok := mustToken(t, testToken)
 	c.Chat(context.Background(), base, tok, ChatRequest{Query: "warm", ThreadID: "t"}) // warm the connection
-	const tol = 20 * time.Millisecond
-	var worst time.Duration
-	for range 3 {
-		res := c.Chat(context.Background(), base, tok, ChatRequest{Query: "q", ThreadID: "t"})
+	checkTiming(t, func() *Result {
+		return c.Chat(context.Background(), base, tok, ChatRequest{Query: "q", ThreadID: "t"})
+	}, 100*time.Millisecond, 150*time.Millisecond, 250*time.Millisecond)
+}
+
+// checkTiming runs five requests against a server with a known schedule.
+// No measurement may be early (that would be a wrong measurement point,
+// such as time to headers reported as the stream time), and the median
+// overshoot must stay within 20 ms. The median, not the worst, because the
+// machines are shared VMs: a descheduled vCPU delays single samples by tens
+// of milliseconds on the server and the client alike.
+func checkTiming(t *testing.T, run func() *Result, ttfb, first, total time.Duration) {
+	t.Helper()
+	const n, tol = 5, 20 * time.Millisecond
+	names := []string{"ttfb", "first line", "total"}
+	wants := []time.Duration{ttfb, first, total}
+	over := make([][]time.Duration, len(names))
+	for range n {
+		res := run()
 		if res.Outcome != OK {
-			t.Fatalf("outcome %v", res.Outcome)
+			t.Fatalf("outcome %v %v", res.Outcome, res.Err)
 		}
-		for _, m := range []struct {
-			what      string
-			got, want time.Duration
-		}{{"ttfb", res.TTFB, 100 * time.Millisecond}, {"first line", res.FirstLine, 150 * time.Millisecond}, {"total", res.Total, 250 * time.Millisecond}} {
-			d := m.got - m.want
-			if d < 0 || d > tol {
-				t.Errorf("%s = %v, want %v (+%v)", m.what, m.got, m.want, tol)
+		for i, got := range []time.Duration{res.TTFB, res.FirstLine, res.Total} {
+			if got < wants[i] {
+				t.Errorf("%s = %v, earlier than the server's %v", names[i], got, wants[i])
 			}
-			worst = max(worst, d)
+			over[i] = append(over[i], got-wants[i])
 		}
 		t.Logf("ttfb %v first %v total %v", res.TTFB, res.FirstLine, res.Total)
 	}
-	t.Logf("worst overshoot %v", worst)
+	for i, o := range over {
+		slices.Sort(o)
+		if med := o[n/2]; med > tol {
+			t.Errorf("%s: median overshoot %v > %v (all: %v)", names[i], med, tol, o)
+		}
+		t.Logf("%s: median overshoot %v, worst %v", names[i], o[n/2], o[n-1])
+	}
 }
 
 func TestFormatSeconds(t *testing.T) {

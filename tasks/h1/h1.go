@@ -20,6 +20,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,10 @@ type Config struct {
 	MaxIdle     int           // idle keep-alive connections kept, all hosts together
 	IdleTimeout time.Duration // an idle connection older than this is closed, not reused
 	ReadBuffer  int           // per-connection read buffer
+	// Proxy picks an HTTP proxy for a target URL (nil result: direct), as
+	// http.ProxyFromEnvironment does. https targets are tunnelled with
+	// CONNECT; http targets are sent to the proxy in absolute form.
+	Proxy func(*url.URL) (*url.URL, error)
 }
 
 // Errors a caller may want to tell apart.
@@ -108,6 +113,8 @@ type Target struct {
 	serverName string // TLS SNI and verification name
 	prefix     string // path prefix of the base URL, without trailing "/"
 	tlsConfig  *tls.Config
+	proxyAddr  string // host:port of the HTTP proxy, "" for direct
+	proxyAuth  string // "Proxy-Authorization: ...\r\n" or ""
 }
 
 // ParseTarget parses an http(s) base URL such as https://api.example.org or
@@ -132,6 +139,28 @@ func (t *Transport) ParseTarget(base string) (*Target, error) {
 		prefix:     strings.TrimRight(u.EscapedPath(), "/"),
 	}
 	tg.key = u.Scheme + "://" + tg.addr
+	if t.cfg.Proxy != nil {
+		p, err := t.cfg.Proxy(u)
+		if err != nil {
+			return nil, fmt.Errorf("proxy for target: %w", err)
+		}
+		if p != nil {
+			if p.Scheme != "http" || p.Host == "" {
+				return nil, fmt.Errorf("proxy: only http:// proxies are supported, got scheme %q", p.Scheme)
+			}
+			pport := p.Port()
+			if pport == "" {
+				pport = "80"
+			}
+			tg.proxyAddr = net.JoinHostPort(p.Hostname(), pport)
+			if p.User != nil {
+				pw, _ := p.User.Password()
+				cred := base64.StdEncoding.EncodeToString([]byte(p.User.Username() + ":" + pw))
+				tg.proxyAuth = "Proxy-Authorization: Basic " + cred + "\r\n"
+			}
+			tg.key = "proxy " + tg.proxyAddr + " " + tg.key
+		}
+	}
 	if tg.tls {
 		c := &tls.Config{}
 		if t.cfg.TLS != nil {
@@ -218,10 +247,17 @@ var aLongTimeAgo = time.Unix(1, 0)
 func appendRequest(b []byte, tg *Target, req *Request) []byte {
 	b = append(b, req.Method...)
 	b = append(b, ' ')
+	if tg.proxyAddr != "" && !tg.tls { // absolute form for a forward proxy
+		b = append(b, "http://"...)
+		b = append(b, tg.host...)
+	}
 	b = append(b, req.Path...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, tg.host...)
 	b = append(b, "\r\n"...)
+	if tg.proxyAddr != "" && !tg.tls {
+		b = append(b, tg.proxyAuth...)
+	}
 	b = append(b, req.Header...)
 	if req.Body != nil || req.Method == "POST" || req.Method == "PUT" {
 		b = append(b, "Content-Length: "...)
@@ -609,9 +645,22 @@ func (t *Transport) dial(ctx context.Context, tg *Target, deadline time.Time) (*
 		dctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	nc, err := t.dialer.DialContext(dctx, "tcp", tg.addr)
+	addr := tg.addr
+	if tg.proxyAddr != "" {
+		addr = tg.proxyAddr
+	}
+	nc, err := t.dialer.DialContext(dctx, "tcp", addr)
 	if err != nil {
+		if tg.proxyAddr != "" {
+			return nil, fmt.Errorf("dial proxy: %w", err)
+		}
 		return nil, fmt.Errorf("dial: %w", err)
+	}
+	if tg.proxyAddr != "" && tg.tls {
+		if err := connectTunnel(dctx, nc, tg); err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
 	}
 	c := &conn{t: t, key: tg.key, nc: nc, tls: tg.tls, wr: nc}
 	var rd io.Reader = nc
@@ -634,6 +683,46 @@ func (t *Transport) dial(ctx context.Context, tg *Target, deadline time.Time) (*
 		c.br.Reset(tc)
 	}
 	return c, nil
+}
+
+// connectTunnel asks the proxy on nc for a tunnel to tg (CONNECT).
+func connectTunnel(ctx context.Context, nc net.Conn, tg *Target) error {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+		defer nc.SetDeadline(time.Time{})
+	}
+	req := "CONNECT " + tg.addr + " HTTP/1.1\r\nHost: " + tg.addr + "\r\n" + tg.proxyAuth + "\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		return fmt.Errorf("proxy CONNECT: %w", err)
+	}
+	// Byte-sized reads: nothing after the proxy's header may be consumed,
+	// it belongs to the TLS handshake.
+	c := &conn{br: bufio.NewReaderSize(oneByteReader{nc}, 4<<10)}
+	line, err := c.readLine()
+	if err != nil {
+		return fmt.Errorf("proxy CONNECT: %w", unexpected(err))
+	}
+	code, _, err := parseStatusLine(line)
+	if err != nil {
+		return fmt.Errorf("proxy CONNECT: %w", err)
+	}
+	if err := c.readHeaderBlock(); err != nil {
+		return fmt.Errorf("proxy CONNECT: %w", err)
+	}
+	if code < 200 || code > 299 {
+		return fmt.Errorf("proxy CONNECT: proxy answered HTTP %d", code)
+	}
+	return nil
+}
+
+// oneByteReader reads at most one byte per call.
+type oneByteReader struct{ r io.Reader }
+
+func (o oneByteReader) Read(p []byte) (int, error) {
+	if len(p) > 1 {
+		p = p[:1]
+	}
+	return o.r.Read(p)
 }
 
 // rawSock does a plain TCP connection's reads and writes as raw system calls.

@@ -3,13 +3,16 @@ package h1
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -284,4 +287,82 @@ func TestParseTarget(t *testing.T) {
 		require.Error(t, err, bad)
 		require.NotContains(t, err.Error(), "pw")
 	}
+}
+
+// testProxy is a forward proxy: CONNECT tunnels and absolute-form requests.
+// It records the request lines and Proxy-Authorization it saw.
+func testProxy(t *testing.T, refuse bool) (*url.URL, *[]string) {
+	t.Helper()
+	var mu sync.Mutex
+	seen := &[]string{}
+	px := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		*seen = append(*seen, r.Method+" "+r.RequestURI+" auth="+r.Header.Get("Proxy-Authorization"))
+		mu.Unlock()
+		if refuse {
+			http.Error(w, "proxy says no", http.StatusForbidden)
+			return
+		}
+		if r.Method == http.MethodConnect {
+			up, err := net.Dial("tcp", r.Host)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			w.WriteHeader(200)
+			c, brw, _ := w.(http.Hijacker).Hijack()
+			go func() { io.Copy(up, brw); up.Close() }()
+			io.Copy(c, up)
+			c.Close()
+			return
+		}
+		r.RequestURI = ""
+		r.Header.Del("Proxy-Authorization")
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(px.Close)
+	u, _ := url.Parse(px.URL)
+	u.User = url.UserPassword("alice", "s3cret")
+	return u, seen
+}
+
+func TestProxy(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "via http\n") }))
+	defer backend.Close()
+	tlsBackend := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "via tunnel\n") }))
+	defer tlsBackend.Close()
+	pu, seen := testProxy(t, false)
+	tr := New(Config{Proxy: func(*url.URL) (*url.URL, error) { return pu, nil },
+		TLS: tlsBackend.Client().Transport.(*http.Transport).TLSClientConfig})
+	defer tr.CloseIdle()
+	wantAuth := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:s3cret"))
+
+	for i := range 2 {
+		for base, want := range map[string]string{backend.URL: "via http\n", tlsBackend.URL: "via tunnel\n"} {
+			resp, body, err := post(t, tr, context.Background(), base, 5*time.Second)
+			require.NoError(t, err)
+			require.Equal(t, want, body)
+			require.Equal(t, i == 1, resp.Reused)
+			resp.Close()
+		}
+	}
+	tlsHost := strings.TrimPrefix(tlsBackend.URL, "https://")
+	require.ElementsMatch(t, []string{
+		"POST " + backend.URL + "/api/chat auth=" + wantAuth,
+		"CONNECT " + tlsHost + " auth=" + wantAuth,
+		"POST " + backend.URL + "/api/chat auth=" + wantAuth,
+	}, *seen, "absolute form per request; one tunnel, reused")
+
+	pu2, _ := testProxy(t, true)
+	tr2 := New(Config{Proxy: func(*url.URL) (*url.URL, error) { return pu2, nil }})
+	_, _, err := post(t, tr2, context.Background(), tlsBackend.URL, 5*time.Second)
+	require.ErrorContains(t, err, "proxy answered HTTP 403")
+	require.NotContains(t, err.Error(), "s3cret")
 }
