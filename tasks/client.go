@@ -385,7 +385,10 @@ type streamState struct {
 	clean        func(string) string // redacts server text before truncation
 }
 
-func (c *Client) readStream(parent context.Context, deadline time.Time, body io.Reader, start time.Time, res *Result, clean func(string) string) {
+// readStream reads the NDJSON body. Line and end times are the arrival
+// times of their bytes (h1.Response.Arrival), not when this goroutine got
+// to them.
+func (c *Client) readStream(parent context.Context, deadline time.Time, body *h1.Response, start time.Time, res *Result, clean func(string) string) {
 	br, _ := c.readers.Get().(*bufio.Reader)
 	if br == nil {
 		br = bufio.NewReaderSize(body, 4<<10)
@@ -402,7 +405,7 @@ func (c *Client) readStream(parent context.Context, deadline time.Time, body io.
 	for {
 		line, err := readLine(br, &acc, c.cfg.MaxLineBytes, &res.Bytes)
 		if len(line) > 0 && (err == nil || errors.Is(err, io.EOF)) {
-			c.handleLine(bytes.TrimSpace(line), start, res, &st)
+			c.handleLine(bytes.TrimSpace(line), body, start, res, &st)
 		}
 		if err == nil {
 			continue
@@ -410,6 +413,7 @@ func (c *Client) readStream(parent context.Context, deadline time.Time, body io.
 		res.Total = time.Since(start)
 		switch {
 		case errors.Is(err, io.EOF):
+			res.Total = body.Arrival().Sub(start)
 			c.finish(res, &st)
 		case st.fatalType != "" && parent.Err() == nil:
 			c.fail(res, StreamFatal, "stream error: "+st.fatalType, err)
@@ -448,14 +452,14 @@ func readLine(br *bufio.Reader, acc *[]byte, max int, n *int64) ([]byte, error) 
 	}
 }
 
-func (c *Client) handleLine(line []byte, start time.Time, res *Result, st *streamState) {
+func (c *Client) handleLine(line []byte, body *h1.Response, start time.Time, res *Result, st *streamState) {
 	if len(line) == 0 {
 		return
 	}
 	res.Lines++
 	if !res.GotFirstLine {
 		res.GotFirstLine = true
-		res.FirstLine = time.Since(start)
+		res.FirstLine = body.Arrival().Sub(start)
 	}
 	if node, ok := fastNode(line); ok && node != "error" {
 		res.Nodes.add(node)

@@ -292,7 +292,7 @@ func (r *Response) readHeader(method string) error {
 		}
 		break
 	}
-	r.HeaderAt = time.Now()
+	r.HeaderAt = r.Arrival()
 	return r.framing(method)
 }
 
@@ -316,6 +316,19 @@ func parseStatusLine(line []byte) (code int, proto string, err error) {
 		proto = "HTTP/1.1"
 	}
 	return code, proto, nil
+}
+
+// Arrival is when the bytes read most recently reached this host: the
+// kernel's receive timestamp of the last packet in the last socket read,
+// so a user goroutine that runs late (a busy or descheduled core) does not
+// add its delay to the measured time. Without timestamps (race builds,
+// other kernels) it is the time of the call.
+func (r *Response) Arrival() time.Time {
+	now := time.Now()
+	if s := r.c.sock; s != nil && !s.rx.IsZero() && !s.rx.After(now) {
+		return s.rx
+	}
+	return now
 }
 
 // framing decides how the body ends (RFC 9112 section 6.3).
@@ -508,7 +521,8 @@ type conn struct {
 	key  string
 	nc   net.Conn
 	raw  syscall.RawConn // the TCP socket under nc, for the liveness check
-	wr   io.Writer       // nc, or the raw socket for plain TCP
+	wr   io.Writer       // nc, or the raw socket
+	sock *sockIO         // raw socket I/O with receive timestamps; nil without
 	tls  bool
 	br   *bufio.Reader
 	wbuf []byte
@@ -664,17 +678,19 @@ func (t *Transport) dial(ctx context.Context, tg *Target, deadline time.Time) (*
 	}
 	c := &conn{t: t, key: tg.key, nc: nc, tls: tg.tls, wr: nc}
 	var rd io.Reader = nc
+	under := nc // what TLS runs over
 	if tcp, ok := nc.(*net.TCPConn); ok {
-		if c.raw, err = tcp.SyscallConn(); err == nil && !tg.tls && rawIO {
-			s := rawSock{c.raw}
-			rd, c.wr = s, s
+		if c.raw, err = tcp.SyscallConn(); err == nil && rawIO {
+			c.sock = newSockIO(c.raw)
+			rd, c.wr = c.sock, c.sock
+			under = sockConn{tcp, c.sock}
 		}
 	}
 	c.br = bufio.NewReaderSize(rd, t.cfg.ReadBuffer)
 	if tg.tls {
 		hctx, cancel := context.WithTimeout(dctx, t.cfg.DialTimeout)
 		defer cancel()
-		tc := tls.Client(nc, tg.tlsConfig)
+		tc := tls.Client(under, tg.tlsConfig)
 		if err := tc.HandshakeContext(hctx); err != nil {
 			_ = nc.Close()
 			return nil, fmt.Errorf("tls handshake: %w", err)
@@ -725,24 +741,61 @@ func (o oneByteReader) Read(p []byte) (int, error) {
 	return o.r.Read(p)
 }
 
-// rawSock does a plain TCP connection's reads and writes as raw system calls.
+// sockIO does a TCP connection's reads and writes as raw system calls.
 // The socket is non-blocking (Go's poller owns it), so they cannot block;
 // through net.Conn every one of them also passes the scheduler's
 // entersyscall/exitsyscall, which wakes the sysmon thread whenever the
 // process comes back from idle. On a load generator pinned to one core that
 // was about a quarter of all CPU samples. Waiting, deadlines and
 // cancellation still go through the poller (RawConn), exactly as net.Conn's.
-type rawSock struct{ rc syscall.RawConn }
+//
+// Reads use recvmsg to collect the kernel's software receive timestamp
+// (SO_TIMESTAMPING) of the last packet they return; see Response.Arrival.
+type sockIO struct {
+	rc    syscall.RawConn
+	stamp bool      // SO_TIMESTAMPING accepted by the kernel
+	rx    time.Time // arrival of the last read's data (monotonic), zero if unknown
+	oob   [128]byte
+}
 
-func (s rawSock) Read(p []byte) (int, error) {
+// SO_TIMESTAMPING flags (linux/net_tstamp.h): generate software receive
+// timestamps and report them.
+const (
+	sofTimestampingRxSoftware = 1 << 3
+	sofTimestampingSoftware   = 1 << 4
+)
+
+func newSockIO(rc syscall.RawConn) *sockIO {
+	s := &sockIO{rc: rc}
+	_ = rc.Control(func(fd uintptr) {
+		s.stamp = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPING,
+			sofTimestampingRxSoftware|sofTimestampingSoftware) == nil
+	})
+	return s
+}
+
+// maxStampAge bounds how old a receive timestamp may be before it is
+// distrusted (a wall-clock step between the kernel stamp and now).
+const maxStampAge = 10 * time.Minute
+
+func (s *sockIO) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
 	var n uintptr
 	var errno syscall.Errno
+	var msg syscall.Msghdr
+	var iov syscall.Iovec
 	err := s.rc.Read(func(fd uintptr) bool {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+		msg = syscall.Msghdr{Iov: &iov, Iovlen: 1}
+		if s.stamp {
+			msg.Control = &s.oob[0]
+			msg.SetControllen(len(s.oob))
+		}
 		for {
-			n, _, errno = syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			n, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
 			if errno != syscall.EINTR {
 				return errno != syscall.EAGAIN
 			}
@@ -756,10 +809,44 @@ func (s rawSock) Read(p []byte) (int, error) {
 	case n == 0:
 		return 0, io.EOF
 	}
+	s.rx = time.Time{}
+	if s.stamp && msg.Controllen > 0 {
+		if real, ok := rxStamp(s.oob[:min(int(msg.Controllen), len(s.oob))]); ok {
+			now := time.Now()
+			if age := now.Sub(real); age >= 0 && age < maxStampAge {
+				s.rx = now.Add(-age) // keeps now's monotonic reading
+			}
+		}
+	}
 	return int(n), nil
 }
 
-func (s rawSock) Write(p []byte) (int, error) {
+// rxStamp finds the software timestamp in an SCM_TIMESTAMPING message.
+func rxStamp(b []byte) (time.Time, bool) {
+	for len(b) >= syscall.SizeofCmsghdr {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&b[0]))
+		l := int(h.Len)
+		if l < syscall.SizeofCmsghdr || l > len(b) {
+			return time.Time{}, false
+		}
+		const tsBytes = 3 * int(unsafe.Sizeof(syscall.Timespec{}))
+		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SO_TIMESTAMPING && l >= syscall.SizeofCmsghdr+tsBytes {
+			ts := (*[3]syscall.Timespec)(unsafe.Pointer(&b[syscall.SizeofCmsghdr]))
+			if ts[0].Sec != 0 || ts[0].Nsec != 0 {
+				return time.Unix(ts[0].Unix()), true
+			}
+		}
+		b = b[min(cmsgAlign(l), len(b)):]
+	}
+	return time.Time{}, false
+}
+
+func cmsgAlign(n int) int {
+	const a = int(unsafe.Sizeof(uintptr(0)))
+	return (n + a - 1) &^ (a - 1)
+}
+
+func (s *sockIO) Write(p []byte) (int, error) {
 	var done int
 	var errno syscall.Errno
 	err := s.rc.Write(func(fd uintptr) bool {
@@ -787,3 +874,14 @@ func (s rawSock) Write(p []byte) (int, error) {
 	}
 	return done, nil
 }
+
+// sockConn is the TCP connection TLS runs over, with sockIO's reads and
+// writes (and so its receive timestamps); deadlines and Close stay the
+// TCPConn's.
+type sockConn struct {
+	*net.TCPConn
+	s *sockIO
+}
+
+func (c sockConn) Read(p []byte) (int, error)  { return c.s.Read(p) }
+func (c sockConn) Write(p []byte) (int, error) { return c.s.Write(p) }

@@ -75,8 +75,7 @@ func TestAgainstNetHTTPServer(t *testing.T) {
 	require.EqualValues(t, 1, conns.Load(), "keep-alive: one connection for sequential requests")
 	tr.mu.Lock()
 	for _, l := range tr.idle {
-		_, raw := l[0].wr.(rawSock)
-		require.Equal(t, rawIO, raw, "plain TCP uses raw I/O except under the race detector")
+		require.Equal(t, rawIO, l[0].sock != nil, "raw I/O except under the race detector")
 	}
 	tr.mu.Unlock()
 }
@@ -365,4 +364,43 @@ func TestProxy(t *testing.T) {
 	_, _, err := post(t, tr2, context.Background(), tlsBackend.URL, 5*time.Second)
 	require.ErrorContains(t, err, "proxy answered HTTP 403")
 	require.NotContains(t, err.Error(), "s3cret")
+}
+
+// TestArrivalIsKernelTime: the body's last bytes arrive 100 ms after the
+// request, but the reader only gets to them at 300 ms; Arrival must say
+// 100 ms (the kernel's receive timestamp), not 300. Over TLS as well.
+func TestArrivalIsKernelTime(t *testing.T) {
+	if !rawIO {
+		t.Skip("race builds use net.Conn I/O, without receive timestamps")
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		time.Sleep(100 * time.Millisecond)
+		io.WriteString(w, "late line\n")
+	})
+	plain := httptest.NewServer(h)
+	defer plain.Close()
+	secure := httptest.NewTLSServer(h)
+	defer secure.Close()
+	tr := New(Config{TLS: secure.Client().Transport.(*http.Transport).TLSClientConfig})
+	defer tr.CloseIdle()
+	for _, base := range []string{plain.URL, secure.URL} {
+		for range 2 { // fresh and reused connection
+			tg, err := tr.ParseTarget(base)
+			require.NoError(t, err)
+			start := time.Now()
+			resp, err := tr.Do(context.Background(), tg, &Request{Method: "POST", Path: "/", Deadline: start.Add(5 * time.Second)})
+			require.NoError(t, err)
+			require.Less(t, resp.HeaderAt.Sub(start), 80*time.Millisecond, base)
+			time.Sleep(300 * time.Millisecond) // the reader is late
+			body, err := io.ReadAll(resp)
+			require.NoError(t, err)
+			require.Equal(t, "late line\n", string(body))
+			got := resp.Arrival().Sub(start)
+			require.Greater(t, time.Since(start), 300*time.Millisecond)
+			require.True(t, got >= 100*time.Millisecond && got < 250*time.Millisecond, "%s: arrival at %v, want ~100ms", base, got)
+			resp.Close()
+		}
+	}
 }
