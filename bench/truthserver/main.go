@@ -10,8 +10,11 @@
 // Locust's response-time buckets, so the benchmark can separate
 // "worker measured wrongly" from "server was late".
 //
-// Times are from handler entry (request headers parsed) to WriteHeader and
+// Times run from the kernel's receive timestamp of the request (accepted
+// connections use internal/sockio, so a server that is slow to get to a
+// request has that delay counted, as a client sees it) to WriteHeader and
 // to handler return, for 200 responses whose handler returned normally.
+// Without a timestamp the clock starts at handler entry.
 package main
 
 import (
@@ -31,6 +34,7 @@ import (
 	"time"
 
 	"github.com/zenoload/zenoload/fakezeno"
+	"github.com/zenoload/zenoload/internal/sockio"
 	"github.com/zenoload/zenoload/locust"
 )
 
@@ -110,6 +114,25 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 type truth struct{ header, total hist }
 
+// connKey carries the request's *sockio.Conn in its context.
+type connKey struct{}
+
+// stampListener hands out connections with kernel receive timestamps.
+type stampListener struct{ net.Listener }
+
+func (l stampListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tcp, ok := c.(*net.TCPConn); ok && sockio.Enabled {
+		if sc, err := sockio.Wrap(tcp); err == nil {
+			return sc, nil
+		}
+	}
+	return c, nil
+}
+
 func (t *truth) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.URL.Path != "/api/chat" || req.Method != http.MethodPost {
@@ -117,6 +140,12 @@ func (t *truth) wrap(next http.Handler) http.Handler {
 			return
 		}
 		start := time.Now()
+		if c, ok := req.Context().Value(connKey{}).(*sockio.Conn); ok {
+			// The request's bytes came with the conn's latest read.
+			if rx := c.S.LastArrival(); !rx.IsZero() && !rx.After(start) && start.Sub(rx) < time.Minute {
+				start = rx
+			}
+		}
 		rec := &recorder{ResponseWriter: w}
 		normal := false
 		defer func() {
@@ -169,9 +198,12 @@ func main() {
 	}
 	// The same server settings as fakezeno.Server.Serve.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)}
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		}}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(stampListener{ln}) }()
 	select {
 	case err := <-errc:
 		fmt.Fprintln(os.Stderr, "truthserver:", err)

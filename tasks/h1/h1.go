@@ -26,13 +26,14 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/zenoload/zenoload/internal/sockio"
 )
 
 // Defaults for zero Config fields.
@@ -325,8 +326,10 @@ func parseStatusLine(line []byte) (code int, proto string, err error) {
 // other kernels) it is the time of the call.
 func (r *Response) Arrival() time.Time {
 	now := time.Now()
-	if s := r.c.sock; s != nil && !s.rx.IsZero() && !s.rx.After(now) {
-		return s.rx
+	if s := r.c.sock; s != nil {
+		if rx := s.LastArrival(); !rx.IsZero() && !rx.After(now) {
+			return rx
+		}
 	}
 	return now
 }
@@ -522,7 +525,7 @@ type conn struct {
 	nc   net.Conn
 	raw  syscall.RawConn // the TCP socket under nc, for the liveness check
 	wr   io.Writer       // nc, or the raw socket
-	sock *sockIO         // raw socket I/O with receive timestamps; nil without
+	sock *sockio.Socket  // raw socket I/O with receive timestamps; nil without
 	tls  bool
 	br   *bufio.Reader
 	wbuf []byte
@@ -680,10 +683,10 @@ func (t *Transport) dial(ctx context.Context, tg *Target, deadline time.Time) (*
 	var rd io.Reader = nc
 	under := nc // what TLS runs over
 	if tcp, ok := nc.(*net.TCPConn); ok {
-		if c.raw, err = tcp.SyscallConn(); err == nil && rawIO {
-			c.sock = newSockIO(c.raw)
+		if c.raw, err = tcp.SyscallConn(); err == nil && sockio.Enabled {
+			c.sock = sockio.New(c.raw)
 			rd, c.wr = c.sock, c.sock
-			under = sockConn{tcp, c.sock}
+			under = &sockio.Conn{TCPConn: tcp, S: c.sock}
 		}
 	}
 	c.br = bufio.NewReaderSize(rd, t.cfg.ReadBuffer)
@@ -740,148 +743,3 @@ func (o oneByteReader) Read(p []byte) (int, error) {
 	}
 	return o.r.Read(p)
 }
-
-// sockIO does a TCP connection's reads and writes as raw system calls.
-// The socket is non-blocking (Go's poller owns it), so they cannot block;
-// through net.Conn every one of them also passes the scheduler's
-// entersyscall/exitsyscall, which wakes the sysmon thread whenever the
-// process comes back from idle. On a load generator pinned to one core that
-// was about a quarter of all CPU samples. Waiting, deadlines and
-// cancellation still go through the poller (RawConn), exactly as net.Conn's.
-//
-// Reads use recvmsg to collect the kernel's software receive timestamp
-// (SO_TIMESTAMPING) of the last packet they return; see Response.Arrival.
-type sockIO struct {
-	rc    syscall.RawConn
-	stamp bool      // SO_TIMESTAMPING accepted by the kernel
-	rx    time.Time // arrival of the last read's data (monotonic), zero if unknown
-	oob   [128]byte
-}
-
-// SO_TIMESTAMPING flags (linux/net_tstamp.h): generate software receive
-// timestamps and report them.
-const (
-	sofTimestampingRxSoftware = 1 << 3
-	sofTimestampingSoftware   = 1 << 4
-)
-
-func newSockIO(rc syscall.RawConn) *sockIO {
-	s := &sockIO{rc: rc}
-	_ = rc.Control(func(fd uintptr) {
-		s.stamp = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPING,
-			sofTimestampingRxSoftware|sofTimestampingSoftware) == nil
-	})
-	return s
-}
-
-// maxStampAge bounds how old a receive timestamp may be before it is
-// distrusted (a wall-clock step between the kernel stamp and now).
-const maxStampAge = 10 * time.Minute
-
-func (s *sockIO) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	var n uintptr
-	var errno syscall.Errno
-	var msg syscall.Msghdr
-	var iov syscall.Iovec
-	err := s.rc.Read(func(fd uintptr) bool {
-		iov.Base = &p[0]
-		iov.SetLen(len(p))
-		msg = syscall.Msghdr{Iov: &iov, Iovlen: 1}
-		if s.stamp {
-			msg.Control = &s.oob[0]
-			msg.SetControllen(len(s.oob))
-		}
-		for {
-			n, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
-			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN
-			}
-		}
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case errno != 0:
-		return 0, os.NewSyscallError("read", errno)
-	case n == 0:
-		return 0, io.EOF
-	}
-	s.rx = time.Time{}
-	if s.stamp && msg.Controllen > 0 {
-		if real, ok := rxStamp(s.oob[:min(int(msg.Controllen), len(s.oob))]); ok {
-			now := time.Now()
-			if age := now.Sub(real); age >= 0 && age < maxStampAge {
-				s.rx = now.Add(-age) // keeps now's monotonic reading
-			}
-		}
-	}
-	return int(n), nil
-}
-
-// rxStamp finds the software timestamp in an SCM_TIMESTAMPING message.
-func rxStamp(b []byte) (time.Time, bool) {
-	for len(b) >= syscall.SizeofCmsghdr {
-		h := (*syscall.Cmsghdr)(unsafe.Pointer(&b[0]))
-		l := int(h.Len)
-		if l < syscall.SizeofCmsghdr || l > len(b) {
-			return time.Time{}, false
-		}
-		const tsBytes = 3 * int(unsafe.Sizeof(syscall.Timespec{}))
-		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SO_TIMESTAMPING && l >= syscall.SizeofCmsghdr+tsBytes {
-			ts := (*[3]syscall.Timespec)(unsafe.Pointer(&b[syscall.SizeofCmsghdr]))
-			if ts[0].Sec != 0 || ts[0].Nsec != 0 {
-				return time.Unix(ts[0].Unix()), true
-			}
-		}
-		b = b[min(cmsgAlign(l), len(b)):]
-	}
-	return time.Time{}, false
-}
-
-func cmsgAlign(n int) int {
-	const a = int(unsafe.Sizeof(uintptr(0)))
-	return (n + a - 1) &^ (a - 1)
-}
-
-func (s *sockIO) Write(p []byte) (int, error) {
-	var done int
-	var errno syscall.Errno
-	err := s.rc.Write(func(fd uintptr) bool {
-		for done < len(p) {
-			rest := p[done:]
-			n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
-			switch e {
-			case 0:
-				done += int(n)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until writable
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
-	switch {
-	case err != nil:
-		return done, err
-	case errno != 0:
-		return done, os.NewSyscallError("write", errno)
-	}
-	return done, nil
-}
-
-// sockConn is the TCP connection TLS runs over, with sockIO's reads and
-// writes (and so its receive timestamps); deadlines and Close stay the
-// TCPConn's.
-type sockConn struct {
-	*net.TCPConn
-	s *sockIO
-}
-
-func (c sockConn) Read(p []byte) (int, error)  { return c.s.Read(p) }
-func (c sockConn) Write(p []byte) (int, error) { return c.s.Write(p) }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/zenoload/zenoload/internal/sockio"
 )
 
 func post(t *testing.T, tr *Transport, ctx context.Context, base string, deadline time.Duration) (*Response, string, error) {
@@ -75,7 +77,7 @@ func TestAgainstNetHTTPServer(t *testing.T) {
 	require.EqualValues(t, 1, conns.Load(), "keep-alive: one connection for sequential requests")
 	tr.mu.Lock()
 	for _, l := range tr.idle {
-		require.Equal(t, rawIO, l[0].sock != nil, "raw I/O except under the race detector")
+		require.Equal(t, sockio.Enabled, l[0].sock != nil, "raw I/O except under the race detector")
 	}
 	tr.mu.Unlock()
 }
@@ -370,7 +372,7 @@ func TestProxy(t *testing.T) {
 // request, but the reader only gets to them at 300 ms; Arrival must say
 // 100 ms (the kernel's receive timestamp), not 300. Over TLS as well.
 func TestArrivalIsKernelTime(t *testing.T) {
-	if !rawIO {
+	if !sockio.Enabled {
 		t.Skip("race builds use net.Conn I/O, without receive timestamps")
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

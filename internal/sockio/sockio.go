@@ -1,0 +1,175 @@
+// Package sockio does a TCP socket's reads and writes as raw system calls
+// and remembers the kernel's receive timestamp of the data it read last.
+//
+// Why raw: the socket is non-blocking (Go's poller owns it), so the calls
+// cannot block, while going through net.Conn every one of them also passes
+// the scheduler's entersyscall/exitsyscall, which wakes the sysmon thread
+// whenever the process comes back from idle. On a load generator pinned to
+// one core that was about a quarter of all CPU samples. Waiting, deadlines
+// and cancellation still go through the poller (syscall.RawConn), exactly as
+// net.Conn's do.
+//
+// Why timestamps: a reader that runs late (a busy or descheduled core) would
+// otherwise add its own delay to every latency it measures. Reads use
+// recvmsg with SO_TIMESTAMPING to learn when the last packet they return
+// reached this host.
+package sockio
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Socket is one TCP socket's raw I/O. One reader and one writer at a time.
+type Socket struct {
+	rc    syscall.RawConn
+	stamp bool      // SO_TIMESTAMPING accepted by the kernel
+	rx    time.Time // arrival of the last read's data (monotonic), zero if unknown
+	oob   [128]byte
+}
+
+// SO_TIMESTAMPING flags (linux/net_tstamp.h): generate software receive
+// timestamps and report them.
+const (
+	sofTimestampingRxSoftware = 1 << 3
+	sofTimestampingSoftware   = 1 << 4
+)
+
+// New wraps a TCP socket; receive timestamps are used when the kernel takes
+// the option.
+func New(rc syscall.RawConn) *Socket {
+	s := &Socket{rc: rc}
+	_ = rc.Control(func(fd uintptr) {
+		s.stamp = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPING,
+			sofTimestampingRxSoftware|sofTimestampingSoftware) == nil
+	})
+	return s
+}
+
+// LastArrival is when the data returned by the last Read reached this host
+// (the kernel's receive timestamp of its last packet), or zero if unknown.
+func (s *Socket) LastArrival() time.Time { return s.rx }
+
+// maxStampAge bounds how old a receive timestamp may be before it is
+// distrusted (a wall-clock step between the kernel stamp and now).
+const maxStampAge = 10 * time.Minute
+
+func (s *Socket) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n uintptr
+	var errno syscall.Errno
+	var msg syscall.Msghdr
+	var iov syscall.Iovec
+	err := s.rc.Read(func(fd uintptr) bool {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+		msg = syscall.Msghdr{Iov: &iov, Iovlen: 1}
+		if s.stamp {
+			msg.Control = &s.oob[0]
+			msg.SetControllen(len(s.oob))
+		}
+		for {
+			n, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
+			if errno != syscall.EINTR {
+				return errno != syscall.EAGAIN
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case errno != 0:
+		return 0, os.NewSyscallError("read", errno)
+	case n == 0:
+		return 0, io.EOF
+	}
+	s.rx = time.Time{}
+	if s.stamp && msg.Controllen > 0 {
+		if real, ok := rxStamp(s.oob[:min(int(msg.Controllen), len(s.oob))]); ok {
+			now := time.Now()
+			if age := now.Sub(real); age >= 0 && age < maxStampAge {
+				s.rx = now.Add(-age) // keeps now's monotonic reading
+			}
+		}
+	}
+	return int(n), nil
+}
+
+// rxStamp finds the software timestamp in an SCM_TIMESTAMPING message.
+func rxStamp(b []byte) (time.Time, bool) {
+	for len(b) >= syscall.SizeofCmsghdr {
+		h := (*syscall.Cmsghdr)(unsafe.Pointer(&b[0]))
+		l := int(h.Len)
+		if l < syscall.SizeofCmsghdr || l > len(b) {
+			return time.Time{}, false
+		}
+		const tsBytes = 3 * int(unsafe.Sizeof(syscall.Timespec{}))
+		if h.Level == syscall.SOL_SOCKET && h.Type == syscall.SO_TIMESTAMPING && l >= syscall.SizeofCmsghdr+tsBytes {
+			ts := (*[3]syscall.Timespec)(unsafe.Pointer(&b[syscall.SizeofCmsghdr]))
+			if ts[0].Sec != 0 || ts[0].Nsec != 0 {
+				return time.Unix(ts[0].Unix()), true
+			}
+		}
+		b = b[min(cmsgAlign(l), len(b)):]
+	}
+	return time.Time{}, false
+}
+
+func cmsgAlign(n int) int {
+	const a = int(unsafe.Sizeof(uintptr(0)))
+	return (n + a - 1) &^ (a - 1)
+}
+
+func (s *Socket) Write(p []byte) (int, error) {
+	var done int
+	var errno syscall.Errno
+	err := s.rc.Write(func(fd uintptr) bool {
+		for done < len(p) {
+			rest := p[done:]
+			n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+			switch e {
+			case 0:
+				done += int(n)
+			case syscall.EINTR:
+			case syscall.EAGAIN:
+				return false // wait until writable
+			default:
+				errno = e
+				return true
+			}
+		}
+		return true
+	})
+	switch {
+	case err != nil:
+		return done, err
+	case errno != 0:
+		return done, os.NewSyscallError("write", errno)
+	}
+	return done, nil
+}
+
+// Conn is a TCP connection whose reads and writes are its Socket's;
+// deadlines, addresses and Close stay the TCPConn's.
+type Conn struct {
+	*net.TCPConn
+	S *Socket
+}
+
+// Wrap returns tcp with raw I/O.
+func Wrap(tcp *net.TCPConn) (*Conn, error) {
+	rc, err := tcp.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &Conn{tcp, New(rc)}, nil
+}
+
+func (c *Conn) Read(p []byte) (int, error)  { return c.S.Read(p) }
+func (c *Conn) Write(p []byte) (int, error) { return c.S.Write(p) }
