@@ -35,10 +35,6 @@ const (
 // errorBodyLimit bounds how much of a non-200 body is read for its detail.
 const errorBodyLimit = 4 << 10
 
-// drainLimit is how much unread body is discarded on Close so the connection
-// can be reused; beyond it the connection is simply dropped.
-const drainLimit = 64 << 10
-
 // ClientConfig configures a Client. Zero fields take the defaults above.
 type ClientConfig struct {
 	MaxIdleConns int           // keep-alive pool size; >= concurrent users
@@ -262,11 +258,9 @@ func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRe
 	res.TTFB = resp.HeaderAt.Sub(start)
 	res.GotHeaders = true
 	res.Status = resp.Status
-	defer func() {
-		// Small leftovers are drained for keep-alive; big ones drop the conn.
-		_, _ = io.CopyN(io.Discard, resp, drainLimit)
-		_ = resp.Close()
-	}()
+	// A body not read to its end (a failure, a large error page) closes the
+	// connection rather than waiting on the network to drain it.
+	defer resp.Close()
 
 	if resp.Status != http.StatusOK {
 		c.readErrorBody(ctx, resp, start, res, tok)

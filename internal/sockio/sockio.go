@@ -24,12 +24,27 @@ import (
 	"unsafe"
 )
 
-// Socket is one TCP socket's raw I/O. One reader and one writer at a time.
+// Socket is one TCP socket's raw I/O: at most one Read and one Write at a
+// time (they may overlap each other).
 type Socket struct {
 	rc    syscall.RawConn
 	stamp bool      // SO_TIMESTAMPING accepted by the kernel
 	rx    time.Time // arrival of the last read's data (monotonic), zero if unknown
 	oob   [128]byte
+
+	// Per-call state lives here, and the RawConn callbacks are method values
+	// made once, so a read or write allocates nothing.
+	// A read and a write may run at the same time (net/http's background
+	// read beside a handler's writes), so each has its own.
+	msg     syscall.Msghdr
+	iov     syscall.Iovec
+	rn      uintptr
+	rerrno  syscall.Errno
+	wbuf    []byte
+	wdone   int
+	werrno  syscall.Errno
+	readFn  func(uintptr) bool
+	writeFn func(uintptr) bool
 }
 
 // SO_TIMESTAMPING flags (linux/net_tstamp.h): generate software receive
@@ -43,6 +58,7 @@ const (
 // the option.
 func New(rc syscall.RawConn) *Socket {
 	s := &Socket{rc: rc}
+	s.readFn, s.writeFn = s.readOnce, s.writeSome
 	_ = rc.Control(func(fd uintptr) {
 		s.stamp = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPING,
 			sofTimestampingRxSoftware|sofTimestampingSoftware) == nil
@@ -62,25 +78,16 @@ func (s *Socket) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n uintptr
-	var errno syscall.Errno
-	var msg syscall.Msghdr
-	var iov syscall.Iovec
-	err := s.rc.Read(func(fd uintptr) bool {
-		iov.Base = &p[0]
-		iov.SetLen(len(p))
-		msg = syscall.Msghdr{Iov: &iov, Iovlen: 1}
-		if s.stamp {
-			msg.Control = &s.oob[0]
-			msg.SetControllen(len(s.oob))
-		}
-		for {
-			n, _, errno = syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&msg)), 0)
-			if errno != syscall.EINTR {
-				return errno != syscall.EAGAIN
-			}
-		}
-	})
+	s.iov.Base = &p[0]
+	s.iov.SetLen(len(p))
+	s.msg = syscall.Msghdr{Iov: &s.iov, Iovlen: 1}
+	if s.stamp {
+		s.msg.Control = &s.oob[0]
+		s.msg.SetControllen(len(s.oob))
+	}
+	err := s.rc.Read(s.readFn)
+	n, errno := s.rn, s.rerrno
+	s.iov.Base, s.msg.Iov, s.msg.Control = nil, nil, nil // do not pin p
 	switch {
 	case err != nil:
 		return 0, err
@@ -90,8 +97,8 @@ func (s *Socket) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	s.rx = time.Time{}
-	if s.stamp && msg.Controllen > 0 {
-		if real, ok := rxStamp(s.oob[:min(int(msg.Controllen), len(s.oob))]); ok {
+	if s.stamp && s.msg.Controllen > 0 {
+		if real, ok := rxStamp(s.oob[:min(int(s.msg.Controllen), len(s.oob))]); ok {
 			now := time.Now()
 			if age := now.Sub(real); age >= 0 && age < maxStampAge {
 				s.rx = now.Add(-age) // keeps now's monotonic reading
@@ -99,6 +106,15 @@ func (s *Socket) Read(p []byte) (int, error) {
 		}
 	}
 	return int(n), nil
+}
+
+func (s *Socket) readOnce(fd uintptr) bool {
+	for {
+		s.rn, _, s.rerrno = syscall.RawSyscall(syscall.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&s.msg)), 0)
+		if s.rerrno != syscall.EINTR {
+			return s.rerrno != syscall.EAGAIN
+		}
+	}
 }
 
 // rxStamp finds the software timestamp in an SCM_TIMESTAMPING message.
@@ -127,25 +143,10 @@ func cmsgAlign(n int) int {
 }
 
 func (s *Socket) Write(p []byte) (int, error) {
-	var done int
-	var errno syscall.Errno
-	err := s.rc.Write(func(fd uintptr) bool {
-		for done < len(p) {
-			rest := p[done:]
-			n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
-			switch e {
-			case 0:
-				done += int(n)
-			case syscall.EINTR:
-			case syscall.EAGAIN:
-				return false // wait until writable
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
+	s.wbuf, s.wdone, s.werrno = p, 0, 0
+	err := s.rc.Write(s.writeFn)
+	done, errno := s.wdone, s.werrno
+	s.wbuf = nil
 	switch {
 	case err != nil:
 		return done, err
@@ -153,6 +154,24 @@ func (s *Socket) Write(p []byte) (int, error) {
 		return done, os.NewSyscallError("write", errno)
 	}
 	return done, nil
+}
+
+func (s *Socket) writeSome(fd uintptr) bool {
+	for s.wdone < len(s.wbuf) {
+		rest := s.wbuf[s.wdone:]
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&rest[0])), uintptr(len(rest)))
+		switch e {
+		case 0:
+			s.wdone += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false // wait until writable
+		default:
+			s.werrno = e
+			return true
+		}
+	}
+	return true
 }
 
 // Conn is a TCP connection whose reads and writes are its Socket's;

@@ -123,7 +123,8 @@ type Target struct {
 func (t *Transport) ParseTarget(base string) (*Target, error) {
 	u, err := url.Parse(strings.TrimSpace(base))
 	if err != nil {
-		return nil, fmt.Errorf("parse target: %w", err)
+		// url.Error quotes the whole URL, credentials included.
+		return nil, errors.New("parse target: invalid URL")
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		return nil, fmt.Errorf("parse target: want http(s)://host[:port][/path], got scheme %q host %q", u.Scheme, u.Hostname())
@@ -143,7 +144,8 @@ func (t *Transport) ParseTarget(base string) (*Target, error) {
 	if t.cfg.Proxy != nil {
 		p, err := t.cfg.Proxy(u)
 		if err != nil {
-			return nil, fmt.Errorf("proxy for target: %w", err)
+			// The error quotes the raw proxy setting, password included.
+			return nil, errors.New("proxy: invalid proxy URL in HTTPS_PROXY/HTTP_PROXY")
 		}
 		if p != nil {
 			if p.Scheme != "http" || p.Host == "" {
@@ -336,27 +338,38 @@ func (r *Response) Arrival() time.Time {
 
 // framing decides how the body ends (RFC 9112 section 6.3).
 func (r *Response) framing(method string) error {
-	conn := strings.ToLower(r.Header("Connection"))
-	r.keepAlive = r.Proto == "HTTP/1.1" && !strings.Contains(conn, "close")
-	if r.Proto != "HTTP/1.1" && strings.Contains(conn, "keep-alive") {
-		r.keepAlive = true
-	}
+	conn := r.headerTokens("Connection")
+	r.keepAlive = r.Proto == "HTTP/1.1" && !hasToken(conn, "close") ||
+		r.Proto != "HTTP/1.1" && hasToken(conn, "keep-alive") && !hasToken(conn, "close")
 	if method == "HEAD" || r.Status == 204 || r.Status == 304 {
 		r.done = true
 		return nil
 	}
-	if te := r.Header("Transfer-Encoding"); te != "" {
-		if !strings.EqualFold(strings.TrimSpace(te), "chunked") {
-			return fmt.Errorf("%w: unsupported Transfer-Encoding %q", ErrMalformed, te)
+	var cl []string
+	r.eachHeader("Content-Length", func(v string) { cl = append(cl, v) })
+	if te := r.headerTokens("Transfer-Encoding"); len(te) > 0 {
+		if len(te) != 1 || te[0] != "chunked" {
+			return fmt.Errorf("%w: unsupported Transfer-Encoding %q", ErrMalformed, strings.Join(te, ", "))
 		}
 		r.chunked = true
 		r.remaining = -1 // size line not read yet
+		// RFC 9112 6.1/6.3: Content-Length beside Transfer-Encoding, or
+		// Transfer-Encoding in HTTP/1.0, is faulty framing: never reuse.
+		if len(cl) > 0 || r.Proto != "HTTP/1.1" {
+			r.keepAlive = false
+		}
 		return nil
 	}
-	if cl := r.Header("Content-Length"); cl != "" {
-		n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
-		if err != nil || n < 0 {
-			return fmt.Errorf("%w: bad Content-Length", ErrMalformed)
+	if len(cl) > 0 {
+		n := int64(-1)
+		for _, v := range cl {
+			for _, part := range strings.Split(v, ",") {
+				m, ok := parseDigits(strings.TrimSpace(part))
+				if !ok || (n >= 0 && m != n) {
+					return fmt.Errorf("%w: bad Content-Length", ErrMalformed)
+				}
+				n = m
+			}
 		}
 		r.remaining = n
 		r.done = n == 0
@@ -364,6 +377,58 @@ func (r *Response) framing(method string) error {
 	}
 	r.untilEOF, r.keepAlive = true, false
 	return nil
+}
+
+// parseDigits parses a non-empty run of ASCII digits (no sign, no spaces).
+func parseDigits(s string) (int64, bool) {
+	if s == "" || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(s[i]-'0')
+	}
+	return n, true
+}
+
+// eachHeader calls f with the value of every field line named name.
+func (r *Response) eachHeader(name string, f func(string)) {
+	h := r.c.hdr
+	for len(h) > 0 {
+		i := indexCRLF(h)
+		line := h[:i]
+		h = h[min(i+2, len(h)):]
+		colon := bytes.IndexByte(line, ':')
+		if colon == len(name) && equalFoldASCII(line[:colon], name) {
+			f(strings.TrimSpace(string(line[colon+1:])))
+		}
+	}
+}
+
+// headerTokens is the lower-cased, comma-separated list of all the named
+// fields' values, repeated lines joined.
+func (r *Response) headerTokens(name string) []string {
+	var out []string
+	r.eachHeader(name, func(v string) {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
+				out = append(out, t)
+			}
+		}
+	})
+	return out
+}
+
+func hasToken(toks []string, t string) bool {
+	for _, x := range toks {
+		if x == t {
+			return true
+		}
+	}
+	return false
 }
 
 // Header returns the first value of the named response header ("" if
@@ -382,10 +447,15 @@ func (r *Response) Header(name string) string {
 	return ""
 }
 
+// equalFoldASCII compares a header name with s (letters, digits, "-")
+// ignoring the case of letters only.
 func equalFoldASCII(b []byte, s string) bool {
 	for i := range b {
-		x, y := b[i]|0x20, s[i]|0x20 // header names are tokens: ASCII letters, digits, "-"
-		if x != y {
+		x, y := b[i], s[i]
+		if x == y {
+			continue
+		}
+		if x|0x20 != y|0x20 || x|0x20 < 'a' || x|0x20 > 'z' {
 			return false
 		}
 	}
@@ -553,21 +623,33 @@ func (c *conn) readLine() ([]byte, error) {
 	return line, nil
 }
 
-// readHeaderBlock copies the header lines into c.hdr, up to the empty line.
+// readHeaderBlock copies the header lines into c.hdr, up to the empty
+// line; a line may be longer than the read buffer, the block not longer
+// than maxHeaderBytes.
 func (c *conn) readHeaderBlock() error {
 	c.hdr = c.hdr[:0]
 	for {
-		line, err := c.readLine()
-		if err != nil {
-			return fmt.Errorf("read header: %w", unexpected(err))
+		start := len(c.hdr)
+		for {
+			frag, err := c.br.ReadSlice('\n')
+			if len(c.hdr)+len(frag) > maxHeaderBytes {
+				return ErrHeaderTooLarge
+			}
+			c.hdr = append(c.hdr, frag...)
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read header: %w", unexpected(err))
+			}
+			break
 		}
+		line := bytes.TrimRight(c.hdr[start:], "\r\n")
 		if len(line) == 0 {
+			c.hdr = c.hdr[:start]
 			return nil
 		}
-		if len(c.hdr)+len(line) > maxHeaderBytes {
-			return ErrHeaderTooLarge
-		}
-		c.hdr = append(append(c.hdr, line...), '\r', '\n')
+		c.hdr = append(c.hdr[:start+len(line)], '\r', '\n')
 	}
 }
 
@@ -601,16 +683,41 @@ func (t *Transport) popIdle(key string) *conn {
 }
 
 func (t *Transport) put(c *conn) {
-	c.idle = time.Now()
-	t.mu.Lock()
-	if t.nidle >= t.cfg.MaxIdle {
-		t.mu.Unlock()
+	// The request's deadline would make the liveness peek fail later.
+	if c.nc.SetDeadline(time.Time{}) != nil {
 		c.close()
 		return
 	}
-	t.idle[c.key] = append(t.idle[c.key], c)
-	t.nidle++
+	c.idle = time.Now()
+	var expired []*conn
+	t.mu.Lock()
+	l := t.idle[c.key]
+	// The list is LIFO, so the oldest are at the bottom: reap them here, as
+	// no background goroutine does.
+	k := 0
+	for k < len(l) && c.idle.Sub(l[k].idle) >= t.cfg.IdleTimeout {
+		k++
+	}
+	if k > 0 {
+		expired = append(expired, l[:k]...)
+		n := copy(l, l[k:])
+		clear(l[n:])
+		l = l[:n]
+		t.nidle -= k
+	}
+	full := t.nidle >= t.cfg.MaxIdle
+	if !full {
+		l = append(l, c)
+		t.nidle++
+	}
+	t.idle[c.key] = l
 	t.mu.Unlock()
+	if full {
+		c.close()
+	}
+	for _, x := range expired {
+		x.close()
+	}
 }
 
 // CloseIdle closes every idle connection.
@@ -646,22 +753,35 @@ func (c *conn) alive() bool {
 		case errno != 0, n == 0:
 			ok = false // reset, or EOF
 		default:
-			// Pending bytes: for TLS they may be a session ticket, which
-			// crypto/tls consumes; for plain HTTP nothing may come unasked.
-			ok = c.tls
+			// Pending bytes: for plain HTTP nothing may come unasked. For
+			// TLS they may be a session ticket (fine) or the close_notify a
+			// server sends before closing an idle connection, which looks
+			// the same; the TCP state tells: a FIN leaves it in CLOSE_WAIT.
+			ok = c.tls && tcpEstablished(fd)
 		}
 		return true
 	})
 	return ok && err == nil
 }
 
+// tcpEstablished reads tcp_info.tcpi_state (its first byte).
+func tcpEstablished(fd uintptr) bool {
+	const tcpEstablishedState = 1
+	var info [256]byte
+	l := uint32(len(info))
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
+		uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&l)), 0)
+	return errno == 0 && l > 0 && info[0] == tcpEstablishedState
+}
+
 func (t *Transport) dial(ctx context.Context, tg *Target, deadline time.Time) (*conn, error) {
-	dctx := ctx
-	if !deadline.IsZero() {
-		var cancel context.CancelFunc
-		dctx, cancel = context.WithDeadline(ctx, deadline)
-		defer cancel()
+	// One budget for connect, CONNECT and the TLS handshake.
+	budget := time.Now().Add(t.cfg.DialTimeout)
+	if !deadline.IsZero() && deadline.Before(budget) {
+		budget = deadline
 	}
+	dctx, cancel := context.WithDeadline(ctx, budget)
+	defer cancel()
 	addr := tg.addr
 	if tg.proxyAddr != "" {
 		addr = tg.proxyAddr
@@ -691,10 +811,8 @@ func (t *Transport) dial(ctx context.Context, tg *Target, deadline time.Time) (*
 	}
 	c.br = bufio.NewReaderSize(rd, t.cfg.ReadBuffer)
 	if tg.tls {
-		hctx, cancel := context.WithTimeout(dctx, t.cfg.DialTimeout)
-		defer cancel()
 		tc := tls.Client(under, tg.tlsConfig)
-		if err := tc.HandshakeContext(hctx); err != nil {
+		if err := tc.HandshakeContext(dctx); err != nil {
 			_ = nc.Close()
 			return nil, fmt.Errorf("tls handshake: %w", err)
 		}
@@ -710,6 +828,8 @@ func connectTunnel(ctx context.Context, nc net.Conn, tg *Target) error {
 		_ = nc.SetDeadline(dl)
 		defer nc.SetDeadline(time.Time{})
 	}
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(aLongTimeAgo) })
+	defer stop()
 	req := "CONNECT " + tg.addr + " HTTP/1.1\r\nHost: " + tg.addr + "\r\n" + tg.proxyAuth + "\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
 		return fmt.Errorf("proxy CONNECT: %w", err)

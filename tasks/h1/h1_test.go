@@ -130,6 +130,10 @@ func TestFraming(t *testing.T) {
 		{name: "no last chunk", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", body: "abc", status: 200, err: io.ErrUnexpectedEOF},
 		{name: "bad chunk size", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n", status: 200, err: ErrMalformed},
 		{name: "missing CRLF after chunk", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", body: "abc", status: 200, err: ErrMalformed},
+		{name: "long header line", reply: "HTTP/1.1 200 OK\r\nSet-Cookie: " + strings.Repeat("c", 6000) + "\r\nContent-Length: 2\r\n\r\nok", body: "ok", status: 200, keep: true},
+		{name: "same length twice", reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", body: "ok", status: 200, keep: true},
+		{name: "te and cl: chunked, never reused", reply: "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", body: "ok", status: 200},
+		{name: "second connection line closes", reply: "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", body: "ok", status: 200},
 		{name: "short content-length body", reply: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", body: "abc", status: 200, err: io.ErrUnexpectedEOF},
 	}
 	for _, tc := range cases {
@@ -158,7 +162,10 @@ func TestBadResponses(t *testing.T) {
 		"gzip te":         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
 		"switching":       "HTTP/1.1 101 Switching Protocols\r\n\r\n",
 		"huge header":     "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Big: "+strings.Repeat("b", 1000)+"\r\n", 80) + "\r\n",
-		"huge line":       "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("b", 5000) + "\r\n\r\n",
+		"huge line":       "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("b", 70000) + "\r\n\r\n",
+		"two lengths":     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 10\r\n\r\nhello",
+		"signed length":   "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
+		"te not last":     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
 		"closed mid head": "HTTP/1.1 200 OK\r\nContent-",
 		"closed at once":  "",
 	} {
@@ -179,31 +186,71 @@ func TestBadResponses(t *testing.T) {
 }
 
 // TestStaleIdleConnection: a server that closes idle keep-alive connections
-// (uvicorn does after 5 s) must not make the next request fail.
+// (uvicorn does after 5 s) must not make the next request fail, in plain
+// HTTP and over TLS (where the server's close_notify is pending data).
 func TestStaleIdleConnection(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	}))
-	srv.Config.IdleTimeout = 50 * time.Millisecond
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
+	for _, secure := range []bool{false, true} {
+		var conns atomic.Int32
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "ok\n")
+		}))
+		srv.Config.IdleTimeout = 50 * time.Millisecond
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
 		}
+		cfg := Config{}
+		if secure {
+			srv.StartTLS()
+			cfg.TLS = srv.Client().Transport.(*http.Transport).TLSClientConfig
+		} else {
+			srv.Start()
+		}
+		tr := New(cfg)
+		for range 3 {
+			resp, body, err := post(t, tr, context.Background(), srv.URL, 5*time.Second)
+			require.NoError(t, err, "tls=%v", secure)
+			require.Equal(t, "ok\n", body)
+			require.False(t, resp.Reused, "the idle connection was closed by the server and must not be reused")
+			resp.Close()
+			time.Sleep(200 * time.Millisecond)
+		}
+		require.EqualValues(t, 3, conns.Load())
+		tr.CloseIdle()
+		srv.Close()
 	}
-	srv.Start()
+}
+
+// TestReuseAfterDeadline: a pooled connection whose last request's deadline
+// has passed is still reused (the deadline belongs to the request).
+func TestReuseAfterDeadline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") }))
 	defer srv.Close()
 	tr := New(Config{})
 	defer tr.CloseIdle()
-	for range 3 {
-		resp, body, err := post(t, tr, context.Background(), srv.URL, 5*time.Second)
-		require.NoError(t, err)
-		require.Equal(t, "ok\n", body)
-		require.False(t, resp.Reused, "the idle connection was closed by the server and must not be reused")
-		resp.Close()
-		time.Sleep(200 * time.Millisecond)
-	}
-	require.EqualValues(t, 3, conns.Load())
+	resp, _, err := post(t, tr, context.Background(), srv.URL, 100*time.Millisecond)
+	require.NoError(t, err)
+	resp.Close()
+	time.Sleep(200 * time.Millisecond)
+	resp, _, err = post(t, tr, context.Background(), srv.URL, time.Second)
+	require.NoError(t, err)
+	require.True(t, resp.Reused)
+	resp.Close()
+}
+
+// TestNoSecretsInErrors: URLs and proxy settings with credentials never
+// reach an error text.
+func TestNoSecretsInErrors(t *testing.T) {
+	tr := New(Config{Proxy: func(*url.URL) (*url.URL, error) {
+		return nil, errors.New(`invalid proxy address "http://alice:p%ss@proxy:3128"`)
+	}})
+	_, err := tr.ParseTarget("https://api.example.org")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "p%ss")
+	_, err = New(Config{}).ParseTarget("http://bob:hunter2@exa mple.org/%zz")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "hunter2")
 }
 
 func TestDeadlineAndCancel(t *testing.T) {
