@@ -24,9 +24,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -352,8 +354,7 @@ func (r *Response) framing(method string) error {
 		r.done = true
 		return nil
 	}
-	var cl []string
-	r.eachHeader("Content-Length", func(v string) { cl = append(cl, v) })
+	cl := slices.Collect(r.values("Content-Length"))
 	if te := r.headerTokens("Transfer-Encoding"); len(te) > 0 {
 		if len(te) != 1 || te[0] != "chunked" {
 			return fmt.Errorf("%w: unsupported Transfer-Encoding %q", ErrMalformed, strings.Join(te, ", "))
@@ -401,16 +402,20 @@ func parseDigits(s string) (int64, bool) {
 	return n, true
 }
 
-// eachHeader calls f with the value of every field line named name.
-func (r *Response) eachHeader(name string, f func(string)) {
-	h := r.c.hdr
-	for len(h) > 0 {
-		i := indexCRLF(h)
-		line := h[:i]
-		h = h[min(i+2, len(h)):]
-		colon := bytes.IndexByte(line, ':')
-		if colon == len(name) && equalFoldASCII(line[:colon], name) {
-			f(strings.TrimSpace(string(line[colon+1:])))
+// values yields the value of every field line named name, in order.
+func (r *Response) values(name string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		h := r.c.hdr
+		for len(h) > 0 {
+			i := indexCRLF(h)
+			line := h[:i]
+			h = h[min(i+2, len(h)):]
+			colon := bytes.IndexByte(line, ':')
+			if colon == len(name) && equalFoldASCII(line[:colon], name) {
+				if !yield(strings.TrimSpace(string(line[colon+1:]))) {
+					return
+				}
+			}
 		}
 	}
 }
@@ -419,13 +424,13 @@ func (r *Response) eachHeader(name string, f func(string)) {
 // fields' values, repeated lines joined.
 func (r *Response) headerTokens(name string) []string {
 	var out []string
-	r.eachHeader(name, func(v string) {
+	for v := range r.values(name) {
 		for _, t := range strings.Split(v, ",") {
 			if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
 				out = append(out, t)
 			}
 		}
-	})
+	}
 	return out
 }
 
@@ -441,15 +446,8 @@ func hasToken(toks []string, t string) bool {
 // Header returns the first value of the named response header ("" if
 // absent). Valid until Close.
 func (r *Response) Header(name string) string {
-	h := r.c.hdr
-	for len(h) > 0 {
-		i := indexCRLF(h)
-		line := h[:i]
-		h = h[min(i+2, len(h)):]
-		colon := bytes.IndexByte(line, ':')
-		if colon == len(name) && equalFoldASCII(line[:colon], name) {
-			return strings.TrimSpace(string(line[colon+1:]))
-		}
+	for v := range r.values(name) {
+		return v
 	}
 	return ""
 }
