@@ -31,7 +31,7 @@ vet:
 unit:
 	$(GO) test -race -short -count=1 ./...
 	# Race builds use net.Conn I/O in tasks/h1; this run covers the raw-syscall path.
-	$(GO) test -short -count=1 ./tasks/...
+	$(GO) test -short -count=1 ./tasks/... ./internal/sockio/
 
 # The master-side plugin, under both supported Locust versions.
 pytest:
