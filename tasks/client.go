@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/zenoload/zenoload/redact"
 	"github.com/zenoload/zenoload/tasks/h1"
@@ -24,8 +23,8 @@ import (
 
 // Client defaults.
 const (
-	DefaultMaxIdleConns = 10000
-	DefaultDialTimeout  = 10 * time.Second
+	DefaultMaxIdleConns = h1.DefaultMaxIdle
+	DefaultDialTimeout  = h1.DefaultDialTimeout
 	DefaultTimeout      = 600 * time.Second
 	// DefaultMaxLineBytes is far above the largest real line (a
 	// generate_insights update is hundreds of KB) yet bounds memory per stream.
@@ -60,12 +59,7 @@ type Client struct {
 
 // NewClient builds a client tuned for many long streams.
 func NewClient(cfg ClientConfig) *Client {
-	if cfg.MaxIdleConns <= 0 {
-		cfg.MaxIdleConns = DefaultMaxIdleConns
-	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = DefaultDialTimeout
-	}
+	// MaxIdleConns and DialTimeout are defaulted by h1.New.
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -234,21 +228,22 @@ func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRe
 		c.fail(res, ConnError, "connection error: invalid url", err)
 		return res
 	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		c.fail(res, ConnError, "connection error: bad request", fmt.Errorf("encode request: %w", err))
+		return res
+	}
 	bp, _ := c.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
 	defer c.bufs.Put(bp)
-	// One scratch buffer: headers first, then the JSON body after them.
-	buf := appendChatHeader((*bp)[:0], tok)
-	nh := len(buf)
-	buf = appendChatBody(buf, req)
-	*bp = buf
+	*bp = appendChatHeader((*bp)[:0], tok)
 
 	start := time.Now()
 	deadline := start.Add(c.cfg.Timeout)
 	resp, err := c.tr.Do(ctx, tg, &h1.Request{
-		Method: "POST", Path: tg.Path("/api/chat"), Header: buf[:nh], Body: buf[nh:], Deadline: deadline,
+		Method: "POST", Path: tg.Path("/api/chat"), Header: *bp, Body: body, Deadline: deadline,
 	})
 	if err != nil {
 		res.Total = time.Since(start)
@@ -277,64 +272,9 @@ func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRe
 // appendChatHeader appends the request's header lines. Token parts are
 // validated by ParseToken, so they cannot inject a line break.
 func appendChatHeader(b []byte, tok Token) []byte {
-	b = append(b, "Authorization: Bearer zeno-key:"...)
-	b = append(b, tok.prefix...)
-	b = append(b, ':')
-	b = append(b, tok.secret...)
+	b = append(b, "Authorization: Bearer "...)
+	b = tok.appendValue(b)
 	return append(b, "\r\nContent-Type: application/json\r\nAccept: application/x-ndjson\r\nUser-Agent: zenoload\r\n"...)
-}
-
-// appendChatBody appends {"query":...,"thread_id":...}.
-func appendChatBody(b []byte, req ChatRequest) []byte {
-	b = append(b, `{"query":`...)
-	b = appendJSONString(b, req.Query)
-	b = append(b, `,"thread_id":`...)
-	b = appendJSONString(b, req.ThreadID)
-	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string; invalid UTF-8 becomes U+FFFD,
-// as encoding/json does.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // errLineTooLong aborts a stream whose line exceeds MaxLineBytes.

@@ -92,7 +92,15 @@ func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 func (t Token) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
 // Value is the real token in colon form. Only for headers and redactors.
-func (t Token) Value() string { return "zeno-key:" + t.prefix + ":" + t.secret }
+func (t Token) Value() string { return string(t.appendValue(nil)) }
+
+// appendValue appends Value to b, for request headers built in place.
+func (t Token) appendValue(b []byte) []byte {
+	b = append(b, "zeno-key:"...)
+	b = append(b, t.prefix...)
+	b = append(b, ':')
+	return append(b, t.secret...)
+}
 
 // Bearer is the real Authorization header value, always in colon form.
 func (t Token) Bearer() string { return "Bearer " + t.Value() }
