@@ -24,17 +24,31 @@ import (
 // quit and exit 0. (The decoder itself is fuzzed by FuzzDecode in ./locust.)
 func TestMasterGarbage(t *testing.T) {
 	integration(t)
-	t.Parallel()
+	// Not parallel, so it runs before TestGoroutinesReturnToBaseline (file
+	// order): after that test's in-process worker, ZeroMQ sockets in this
+	// process sometimes never receive (twice in about ten package runs
+	// nothing reached this ROUTER, even on a second port; the goroutine test
+	// itself failed once when repeated). Cause not found; see issue 6's note.
 	r := newRun(t, 60*time.Second)
+	port := locusttest.FreePort(t)
+
 	runtime.LockOSThread() // one OS thread owns the ZeroMQ socket
 	defer runtime.UnlockOSThread()
+	router, err := goczmq.NewRouter("tcp://127.0.0.1:" + strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer router.Destroy()
+	router.SetOption(goczmq.SockSetRcvtimeo(300))
+	router.SetOption(goczmq.SockSetLinger(0))
+
+	w := r.worker(port, nil, "--loglevel", "DEBUG", "--master-timeout", "0")
 
 	type msg struct {
 		typ  string
 		data any
 		node string
 	}
-	var router *goczmq.Sock
 	recv := func(d time.Duration) (id []byte, m msg, ok bool) {
 		deadline := time.Now().Add(d)
 		for time.Now().Before(deadline) {
@@ -56,40 +70,10 @@ func TestMasterGarbage(t *testing.T) {
 		}
 		return nil, msg{}, false
 	}
-
-	// Twice in about ten full runs of this package (never alone, never with
-	// a real master) nothing from the worker reached this in-process ROUTER
-	// within 10 s. Cause not found; a second attempt on a fresh port and
-	// worker keeps the test about garbage, and the log keeps the evidence.
-	var w *locusttest.Proc
-	var id []byte
-	var first msg
-	for attempt := 1; ; attempt++ {
-		port := locusttest.FreePort(t)
-		var err error
-		router, err = goczmq.NewRouter("tcp://127.0.0.1:" + strconv.Itoa(port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		router.SetOption(goczmq.SockSetRcvtimeo(300))
-		router.SetOption(goczmq.SockSetLinger(0))
-		w = r.worker(port, nil, "--loglevel", "DEBUG", "--master-timeout", "0")
-		var ok bool
-		id, first, ok = recv(10 * time.Second)
-		if ok && first.typ == "client_ready" {
-			break
-		}
-		if attempt == 2 {
-			router.Destroy()
-			t.Fatalf("no client_ready from the worker (got %+v):\n%s", first, w.Output())
-		}
-		t.Logf("attempt %d on port %d: no client_ready within 10 s (got %+v); retrying on a new port:\n%s",
-			attempt, port, first, w.Output())
-		_ = w.Cmd.Process.Kill()
-		_, _ = w.Wait(5 * time.Second)
-		router.Destroy()
+	id, first, ok := recv(10 * time.Second)
+	if !ok || first.typ != "client_ready" {
+		t.Fatalf("no client_ready from the worker (got %+v):\n%s", first, w.Output())
 	}
-	defer router.Destroy()
 	if v, _ := first.data.(int8); v != -1 {
 		t.Logf("client_ready data: %#v", first.data)
 	}
