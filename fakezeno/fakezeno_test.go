@@ -16,8 +16,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -506,8 +508,12 @@ func TestFaults(t *testing.T) {
 	})
 }
 
+// TestFixedTiming checks each line arrives on schedule, which also shows the
+// output is flushed before every wait. Five streams, judged like the tasks
+// timing tests: never early, median overshoot within 20 ms (a descheduled
+// vCPU on a shared VM delays single samples by tens of milliseconds).
 func TestFixedTiming(t *testing.T) {
-	const ttfb, gap, lines = 100 * time.Millisecond, 20 * time.Millisecond, 3
+	const ttfb, gap, lines, runs, tol = 100 * time.Millisecond, 40 * time.Millisecond, 3, 5, 20 * time.Millisecond
 	s, ts := newTest(t, Config{TimeScale: 1, Fixed: &Profile{HeaderDelay: ttfb, Lines: lines, Gap: gap}})
 	// Warm the keep-alive connection so connect time is not measured.
 	if r, err := ts.Client().Get(ts.URL + "/api/metadata"); err != nil {
@@ -516,25 +522,99 @@ func TestFixedTiming(t *testing.T) {
 		io.Copy(io.Discard, r.Body)
 		r.Body.Close()
 	}
-	const slack = 15 * time.Millisecond
-	for i := range 3 {
+	// over[0] is the headers, over[1+i] line i.
+	over := make([][]time.Duration, 1+lines)
+	for i := range runs {
 		start := time.Now()
 		resp := post(t, ts, testToken, chatReqBody("hi", fmt.Sprint("fixed", i)))
-		gotTTFB := time.Since(start)
-		n, _, err := readLines(t, resp.Body)
-		total := time.Since(start)
-		if err != nil || len(n) != lines {
-			t.Fatalf("lines %d err %v", len(n), err)
+		at := []time.Duration{time.Since(start)}
+		br := bufio.NewReader(resp.Body)
+		for range lines {
+			if _, err := br.ReadBytes('\n'); err != nil {
+				t.Fatalf("after %d lines: %v", len(at)-1, err)
+			}
+			at = append(at, time.Since(start))
 		}
-		wantTotal := ttfb + lines*gap
-		if gotTTFB < ttfb || gotTTFB > ttfb+slack || total < wantTotal || total > wantTotal+slack {
-			t.Fatalf("ttfb %v (want %v), total %v (want %v)", gotTTFB, ttfb, total, wantTotal)
+		if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+			t.Fatalf("after the last line: %q %v", rest, err)
 		}
-		t.Logf("ttfb %v total %v", gotTTFB, total)
+		for j, got := range at {
+			want := ttfb + time.Duration(j)*gap
+			if got < want {
+				t.Errorf("run %d: event %d at %v, before its time %v", i, j, got, want)
+			}
+			over[j] = append(over[j], got-want)
+		}
+		t.Logf("headers and lines at %v", at)
+	}
+	for j, o := range over {
+		slices.Sort(o)
+		if med := o[runs/2]; med > tol {
+			t.Errorf("event %d: median overshoot %v > %v (all: %v)", j, med, tol, o)
+		}
 	}
 	g := s.Stats()
-	if g.InjectedHeaderDelayMS.Count != 3 || g.InjectedHeaderDelayMS.SumMS != 300 || g.InjectedGapMS.SumMS != 180 || g.NamingDelays != 0 {
+	if g.InjectedHeaderDelayMS.Count != runs || g.InjectedHeaderDelayMS.SumMS != runs*100 || g.InjectedGapMS.SumMS != runs*lines*40 || g.NamingDelays != 0 {
 		t.Fatalf("delays %+v %+v", g.InjectedHeaderDelayMS, g.InjectedGapMS)
+	}
+}
+
+// writeCounter counts the server's socket writes.
+type writeCounter struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l writeCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	return countedConn{c, l.writes}, err
+}
+
+type countedConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countedConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestWritesPerStream: lines due together share one write (at --time-scale 0
+// a whole stream is one write, not one per line plus headers and end), and
+// a stream with gaps is written once per wait, plus the end.
+func TestWritesPerStream(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		scale      float64
+		wantWrites int64
+	}{
+		{"no waits", 0, 1},
+		{"gaps", 0.001, 4}, // headers, line 1, line 2, line 3 with the end
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(Config{TimeScale: tc.scale, Logger: slog.New(slog.DiscardHandler),
+				Fixed: &Profile{HeaderDelay: 0, Lines: 3, Gap: 5 * time.Second}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var writes atomic.Int64
+			ts := httptest.NewUnstartedServer(s.Handler())
+			ts.Listener = writeCounter{ts.Listener, &writes}
+			ts.Start()
+			t.Cleanup(func() { s.Close(); ts.Close() })
+			for i := range 3 {
+				before := writes.Load()
+				resp := post(t, ts, testToken, chatReqBody("hi", fmt.Sprint("w", i)))
+				got, _, err := readLines(t, resp.Body)
+				if err != nil || len(got) != 3 {
+					t.Fatalf("lines %d, err %v", len(got), err)
+				}
+				if n := writes.Load() - before; n != tc.wantWrites {
+					t.Errorf("stream %d: %d writes, want %d", i, n, tc.wantWrites)
+				}
+			}
+		})
 	}
 }
 
