@@ -495,14 +495,14 @@ def summary_lines(snap: dict) -> list:
     reqs = _request_rows(snap)
     if reqs:
         hdr = (
-            f"{'Request':<24}{'# reqs':>8} |{'TTFB p50':>9}{'p95':>7}{'p99':>7} |"
+            f"{'Request':<24} {'# reqs':>8} |{'TTFB p50':>9}{'p95':>7}{'p99':>7} |"
             f"{'1st line p50':>13}{'p95':>7}{'p99':>7} |{'avg bytes':>10}{'avg lines':>10}"
         )
         out += [hdr, "-" * len(hdr)]
         for r in reqs:
             t, f = r["ttfb"], r["first_line"]
             out.append(
-                f"{r['name'][:24]:<24}{r['count']:>8} |{_fmt(t['p50']):>9}{_fmt(t['p95']):>7}{_fmt(t['p99']):>7} |"
+                f"{r['name'][:24]:<24} {r['count']:>8} |{_fmt(t['p50']):>9}{_fmt(t['p95']):>7}{_fmt(t['p99']):>7} |"
                 f"{_fmt(f['p50']):>13}{_fmt(f['p95']):>7}{_fmt(f['p99']):>7} |"
                 f"{_fmt(r['avg_bytes']):>10}{_fmt(r['avg_lines']):>10}"
             )
@@ -510,9 +510,10 @@ def summary_lines(snap: dict) -> list:
         out.append("No request metrics received from workers.")
     out.append("")
     if snap["quota"]:
-        out.append(f"{'Quota (key prefix)':<32}{'used':>10}{'quota':>10}")
+        # A space between columns: wide numbers must not run together.
+        out.append(f"{'Quota (key prefix)':<32} {'used':>10} {'quota':>10}")
         for p, q in snap["quota"].items():
-            out.append(f"{p[:32]:<32}{q['used']:>10}{q['quota']:>10}")
+            out.append(f"{p[:32]:<32} {q['used']:>10} {q['quota']:>10}")
     else:
         out.append("Quota: no X-Prompts-Used headers seen.")
     c = snap["conversations"]

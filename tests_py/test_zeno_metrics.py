@@ -293,6 +293,10 @@ class OutputTest(unittest.TestCase):
                   "continuity failures 1", "turns p50 5, max 5", "HTTP 429 responses: 4", "1st line p50"):  # fmt: skip
             self.assertIn(s, text)
         self.assertIn("No request metrics", "\n".join(zm.summary_lines(zm.ZenoAggregator().snapshot())))
+        # Wide values keep their columns apart (a bench key once printed "279771000000000").
+        wide = dict(self.snap, quota={"k" * 40: {"used": 27977, "quota": 1000000000}})
+        line = [x for x in zm.summary_lines(wide) if x.startswith("k" * 32)][0]
+        self.assertEqual(line.split(), ["k" * 32, "27977", "1000000000"])
 
     def test_webui_rows_match_structure(self):
         rows = zm.webui_rows(self.snap)
