@@ -13,7 +13,8 @@
 // Times run from the kernel's receive timestamp of the request (accepted
 // connections use internal/sockio, so a server that is slow to get to a
 // request has that delay counted, as a client sees it) to WriteHeader and
-// to handler return, for 200 responses whose handler returned normally.
+// to handler return, for 200 responses whose handler returned normally and
+// whose client was still there. POST /_bench/truth/reset starts a new window.
 // Without a timestamp the clock starts at handler entry.
 package main
 
@@ -56,6 +57,12 @@ func (h *hist) add(d time.Duration) {
 	h.counts[b]++
 	h.n++
 	h.sum += ms
+	h.mu.Unlock()
+}
+
+func (h *hist) reset() {
+	h.mu.Lock()
+	h.counts, h.n, h.sum = nil, 0, 0
 	h.mu.Unlock()
 }
 
@@ -149,7 +156,9 @@ func (t *truth) wrap(next http.Handler) http.Handler {
 		rec := &recorder{ResponseWriter: w}
 		normal := false
 		defer func() {
-			if normal && rec.status == http.StatusOK {
+			// A stream the client abandoned (a worker cancels what is in
+			// flight when the test stops) is not a measurement on its side.
+			if normal && rec.status == http.StatusOK && req.Context().Err() == nil {
 				t.header.add(rec.headerAt.Sub(start))
 				t.total.add(time.Since(start))
 			}
@@ -186,6 +195,13 @@ func main() {
 		b, _ := json.MarshalIndent(map[string]summary{"header_ms": t.header.summary(), "total_ms": t.total.summary()}, "", "  ")
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(b)
+	})
+	// The bench resets the truth when it resets the master's stats, so both
+	// cover the same window (the spawn burst excluded).
+	mux.HandleFunc("POST /_bench/truth/reset", func(w http.ResponseWriter, _ *http.Request) {
+		t.header.reset()
+		t.total.reset()
+		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.Handle("/", t.wrap(fz.Handler()))
 
