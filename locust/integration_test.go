@@ -222,6 +222,12 @@ func TestMasterHeartbeatTimeout(t *testing.T) {
 	worker := startWorkers(t, ctx, bin, dir, port, 1, "--master-heartbeat-timeout", "3s")[0]
 	web := locusttest.WebUI{Base: fmt.Sprintf("http://127.0.0.1:%d", webPort)}
 	require.True(t, web.WaitReady(t, 1, 20*time.Second), master.Output())
+	// Ready comes with the ack; the rule is armed by the first master
+	// heartbeat, a reply to the worker's first, about 1 s later. Stopping the
+	// master in between left nothing to detect (seen once in CI).
+	require.True(t, locusttest.WaitFor(10*time.Second, func() bool {
+		return strings.Contains(worker.Output(), "master heartbeats arrive")
+	}), "no master heartbeat reached the worker: %s", worker.Output())
 	require.NoError(t, master.Cmd.Process.Signal(syscall.SIGSTOP))
 	require.True(t, locusttest.WaitFor(10*time.Second, func() bool {
 		return strings.Contains(worker.Output(), "no heartbeat from locust master")

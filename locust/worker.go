@@ -443,8 +443,15 @@ func (w *Worker) handle(ctx context.Context, m Message) bool {
 		w.onAck(m.Data)
 	case "heartbeat":
 		w.mu.Lock()
+		first := !w.seenMasterHB
 		w.masterHB, w.seenMasterHB = time.Now(), true
 		w.mu.Unlock()
+		if first {
+			// The silence rule is armed only from here (masters before 2.19
+			// never send heartbeats), so say when it is.
+			w.log.Info("master heartbeats arrive; a silent master will be detected",
+				"timeout", w.cfg.MasterHeartbeatTimeout.String())
+		}
 	case "spawn":
 		// Reply at once, even for a stale spawn, like Locust's own worker.
 		_ = w.send("spawning", nil)
