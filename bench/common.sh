@@ -127,20 +127,25 @@ stop_fake() {
 # CPU and RSS), NAME.summary.json (zeno-worker only).
 # RESET_AFTER=S: S seconds after all users are spawned, reset the master's
 # stats (web UI endpoint; the master then runs --autostart instead of
-# --headless) and the server's truth together, so both measure the same
-# steady-state window. Locust's own --reset-stats fires when the spawn
-# messages are sent, before the spawn burst's first requests complete, so
-# those (each opening a connection, all at once) would stay in.
+# --headless) and the server's truth together, so both measure steady state.
+# Locust's own --reset-stats fires when the spawn messages are sent, before
+# the spawn burst's first requests complete, so those (each opening a
+# connection, all at once) would stay in. The master's window still starts
+# up to one worker report (3 s) before the reset: the first report after it
+# carries what the worker recorded since the previous one.
 run_locust() {
   local name=$1 kind=$2 users=$3 rate=$4 secs=$5
-  local mport; mport=$("$PY" "$LIB" ports 1)
+  local mport wport; read -r mport wport <<<"$("$PY" "$LIB" ports 2)"
   local lim=$(( secs + 90 ))
   local mode=(--headless) watcher=""
   if [ -n "${RESET_AFTER:-}" ]; then
-    local wport; wport=$("$PY" "$LIB" ports 1)
     mode=(--autostart --autoquit 0 --web-host 127.0.0.1 --web-port "$wport")
     (
-      for _ in $(seq 1200); do grep -q 'All users spawned' "$OUT/$name.master.log" 2>/dev/null && break; sleep 0.1; done
+      # "running" = spawning complete; asked of the web UI, so any log level works.
+      for _ in $(seq 1200); do
+        curl -fsS "http://127.0.0.1:$wport/stats/requests" 2>/dev/null | grep -q '"state": *"running"' && break
+        sleep 0.1
+      done
       sleep "$RESET_AFTER"
       if curl -fsS -o /dev/null -X POST "http://127.0.0.1:$wport/stats/reset" \
         && curl -fsS -o /dev/null -X POST "http://127.0.0.1:$FAKE_PORT/_bench/truth/reset"; then

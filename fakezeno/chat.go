@@ -389,19 +389,31 @@ func (c *chatReq) stream(k kind, used int64, quota int, headerAt time.Time) {
 
 	h := c.w.Header()
 	h.Set("Content-Type", "application/x-ndjson")
+	// A stream is always chunked, as Zeno's: net/http would otherwise give a
+	// small body written before any flush a Content-Length.
+	h.Set("Transfer-Encoding", "chunked")
 	h.Set("X-Prompts-Used", strconv.FormatInt(used, 10))
 	h.Set("X-Prompts-Quota", strconv.Itoa(quota))
 	c.w.WriteHeader(http.StatusOK)
 	st.countStatus(http.StatusOK)
 	st.started.Add(1)
 	st.streamsKind[k].Add(1)
-	// Output is flushed only before a wait: whatever is due goes out at once,
-	// and lines due together (a zero gap, as at --time-scale 0) share one
-	// write, as any buffered streaming server would send them. A flush per
-	// line made the server, not the client, the bottleneck of a throughput
-	// benchmark: five writes per three-line stream.
+	// Output is flushed only before a wait and before an abort: whatever is
+	// due goes out at once, and lines due together (a zero gap, as at
+	// --time-scale 0) share one chunk and one write, as a buffered streaming
+	// server sends them. A flush per line made the server, not the client,
+	// the bottleneck of a throughput benchmark: five writes per three-line
+	// stream.
 	rc := http.NewResponseController(c.w)
 	unflushed := true // the status line and headers
+	flush := func() bool {
+		unflushed = false
+		if rc.Flush() != nil { // the client is gone
+			st.gone.Add(1)
+			return false
+		}
+		return true
+	}
 
 	var buf *[]byte
 	defer func() {
@@ -422,14 +434,17 @@ func (c *chatReq) stream(k kind, used int64, quota int, headerAt time.Time) {
 			deadline = deadline.Add(gap)
 			wait := time.Until(deadline)
 			if wait > 0 && unflushed {
-				unflushed = false
-				if rc.Flush() != nil { // the client is gone
-					st.gone.Add(1)
+				if !flush() {
 					return
 				}
+				wait = time.Until(deadline) // the flush's time is not added
 			}
 			if err := c.sleep(wait); err != nil {
 				if errors.Is(err, errStopping) {
+					// The abort drops buffered output; send it first.
+					if unflushed && !flush() {
+						return
+					}
 					st.shutdown.Add(1)
 					panic(http.ErrAbortHandler)
 				}
@@ -441,8 +456,7 @@ func (c *chatReq) stream(k kind, used int64, quota int, headerAt time.Time) {
 			// Abort without the terminating chunk: the client reads
 			// io.ErrUnexpectedEOF, like the real pre-try exceptions. The
 			// abort drops buffered output, so what was written goes first.
-			if unflushed && rc.Flush() != nil {
-				st.gone.Add(1)
+			if unflushed && !flush() {
 				return
 			}
 			st.truncated.Add(1)

@@ -30,8 +30,9 @@
 // and no naming delay, so timings are exact. Config.TimeScale multiplies
 // every delay; 0 sends everything as fast as possible.
 //
-// The 200 body is chunked application/x-ndjson, one chunk per line, flushed
-// before each wait (lines due at the same moment share a write); each line is
+// The 200 body is chunked application/x-ndjson. Output is flushed before
+// each wait, so every line leaves at its time; lines due at the same moment
+// (no gap, as at time scale 0) share one chunk and one write. Each line is
 // {"node": N, "update": "<JSON string>"} with LangChain dumps shapes: model
 // and tools lines alternating towards a final model answer, then trace_info
 // unless NoTraceInfo. Injected faults: a non-fatal stream_processing_error

@@ -606,6 +606,11 @@ func TestWritesPerStream(t *testing.T) {
 			for i := range 3 {
 				before := writes.Load()
 				resp := post(t, ts, testToken, chatReqBody("hi", fmt.Sprint("w", i)))
+				// Chunked like Zeno's, even when the whole stream is due at
+				// once (net/http would give it a Content-Length otherwise).
+				if te := resp.TransferEncoding; len(te) != 1 || te[0] != "chunked" || resp.ContentLength != -1 {
+					t.Errorf("stream %d: Transfer-Encoding %v, Content-Length %d", i, te, resp.ContentLength)
+				}
 				got, _, err := readLines(t, resp.Body)
 				if err != nil || len(got) != 3 {
 					t.Fatalf("lines %d, err %v", len(got), err)

@@ -36,7 +36,7 @@ type GroundTruth struct {
 	NonFatalErrorLines int64 `json:"nonfatal_error_lines"`
 	FatalErrorLines    int64 `json:"fatal_error_lines"`
 	ToolErrorLines     int64 `json:"tool_error_lines"`
-	LinesSent          int64 `json:"lines_sent"`
+	LinesSent          int64 `json:"lines_sent"` // written (the last may be unsent if the client left)
 	BytesSent          int64 `json:"bytes_sent"` // NDJSON body bytes, without chunk framing
 	// LinesByNode counts lines sent by node: model, tools, trace_info, error.
 	LinesByNode map[string]int64 `json:"lines_by_node"`

@@ -443,8 +443,11 @@ func (w *Worker) handle(ctx context.Context, m Message) bool {
 		w.onAck(m.Data)
 	case "heartbeat":
 		w.mu.Lock()
-		first := !w.seenMasterHB
-		w.masterHB, w.seenMasterHB = time.Now(), true
+		// Only a registered worker arms the rule: after a reconnect a late
+		// reply can come before the new ack.
+		first := w.registered && !w.seenMasterHB
+		w.masterHB = time.Now()
+		w.seenMasterHB = w.seenMasterHB || w.registered
 		w.mu.Unlock()
 		if first {
 			// The silence rule is armed only from here (masters before 2.19

@@ -39,9 +39,8 @@ import (
 	"github.com/zenoload/zenoload/locust"
 )
 
-// hist is a Locust-bucketed histogram of milliseconds.
+// hist is a Locust-bucketed histogram of milliseconds; truth.mu guards it.
 type hist struct {
-	mu     sync.Mutex
 	counts map[int64]int64
 	n      int64
 	sum    float64
@@ -50,21 +49,15 @@ type hist struct {
 func (h *hist) add(d time.Duration) {
 	ms := float64(d) / float64(time.Millisecond)
 	b := locust.BucketResponseTime(ms)
-	h.mu.Lock()
 	if h.counts == nil {
 		h.counts = make(map[int64]int64)
 	}
 	h.counts[b]++
 	h.n++
 	h.sum += ms
-	h.mu.Unlock()
 }
 
-func (h *hist) reset() {
-	h.mu.Lock()
-	h.counts, h.n, h.sum = nil, 0, 0
-	h.mu.Unlock()
-}
+func (h *hist) reset() { h.counts, h.n, h.sum = nil, 0, 0 }
 
 type summary struct {
 	Count  int64   `json:"count"`
@@ -76,8 +69,6 @@ type summary struct {
 }
 
 func (h *hist) summary() summary {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	s := summary{Count: h.n}
 	if h.n == 0 {
 		return s
@@ -119,7 +110,32 @@ func (r *recorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush on the real writer.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-type truth struct{ header, total hist }
+// truth holds both histograms under one lock, so a reset or a read never
+// sees a request in one and not the other.
+type truth struct {
+	mu            sync.Mutex
+	header, total hist
+}
+
+func (t *truth) add(header, total time.Duration) {
+	t.mu.Lock()
+	t.header.add(header)
+	t.total.add(total)
+	t.mu.Unlock()
+}
+
+func (t *truth) reset() {
+	t.mu.Lock()
+	t.header.reset()
+	t.total.reset()
+	t.mu.Unlock()
+}
+
+func (t *truth) summaries() map[string]summary {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return map[string]summary{"header_ms": t.header.summary(), "total_ms": t.total.summary()}
+}
 
 // connKey carries the request's *sockio.Conn in its context.
 type connKey struct{}
@@ -159,8 +175,7 @@ func (t *truth) wrap(next http.Handler) http.Handler {
 			// A stream the client abandoned (a worker cancels what is in
 			// flight when the test stops) is not a measurement on its side.
 			if normal && rec.status == http.StatusOK && req.Context().Err() == nil {
-				t.header.add(rec.headerAt.Sub(start))
-				t.total.add(time.Since(start))
+				t.add(rec.headerAt.Sub(start), time.Since(start))
 			}
 		}()
 		next.ServeHTTP(rec, req) // panics (injected aborts) skip the record
@@ -192,15 +207,14 @@ func main() {
 	t := &truth{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_bench/truth", func(w http.ResponseWriter, _ *http.Request) {
-		b, _ := json.MarshalIndent(map[string]summary{"header_ms": t.header.summary(), "total_ms": t.total.summary()}, "", "  ")
+		b, _ := json.MarshalIndent(t.summaries(), "", "  ")
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(b)
 	})
 	// The bench resets the truth when it resets the master's stats, so both
 	// cover the same window (the spawn burst excluded).
 	mux.HandleFunc("POST /_bench/truth/reset", func(w http.ResponseWriter, _ *http.Request) {
-		t.header.reset()
-		t.total.reset()
+		t.reset()
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.Handle("/", t.wrap(fz.Handler()))
