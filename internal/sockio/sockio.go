@@ -12,7 +12,10 @@
 // Why timestamps: a reader that runs late (a busy or descheduled core) would
 // otherwise add its own delay to every latency it measures. Reads use
 // recvmsg with SO_TIMESTAMPING to learn when the last packet they return
-// reached this host.
+// reached this host. Linux turns stamping on a moment after the first
+// socket asks for it (a deferred work item), so a fresh process's first
+// packets may carry none; their arrival is then unknown, and callers use
+// the time of the read.
 package sockio
 
 import (

@@ -32,6 +32,24 @@ func TestReadWriteAndArrival(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "ping", string(buf))
 
+	if c.S.stamp {
+		// Linux turns receive stamping on from a deferred work item after
+		// the first socket asks for it (net_enable_timestamp), so the first
+		// packets of a fresh process may carry no stamp: wait for one.
+		warm := time.Now().Add(2 * time.Second)
+		for {
+			_, err = peer.Write([]byte("warm"))
+			require.NoError(t, err)
+			_, err = io.ReadFull(c, buf)
+			require.NoError(t, err)
+			if !c.S.LastArrival().IsZero() {
+				break
+			}
+			require.True(t, time.Now().Before(warm), "no receive timestamp within 2 s")
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
 	sent := time.Now()
 	_, err = peer.Write([]byte("pong"))
 	require.NoError(t, err)
