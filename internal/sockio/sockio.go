@@ -48,6 +48,8 @@ type Socket struct {
 	werrno  syscall.Errno
 	readFn  func(uintptr) bool
 	writeFn func(uintptr) bool
+	sendFn  func(uintptr) bool
+	sent    bool // sendFn's write is complete: what is left is the wait
 }
 
 // SO_TIMESTAMPING flags (linux/net_tstamp.h): generate software receive
@@ -61,7 +63,7 @@ const (
 // the option.
 func New(rc syscall.RawConn) *Socket {
 	s := &Socket{rc: rc}
-	s.readFn, s.writeFn = s.readOnce, s.writeSome
+	s.readFn, s.writeFn, s.sendFn = s.readOnce, s.writeSome, s.sendThenWait
 	_ = rc.Control(func(fd uintptr) {
 		s.stamp = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPING,
 			sofTimestampingRxSoftware|sofTimestampingSoftware) == nil
@@ -175,6 +177,50 @@ func (s *Socket) writeSome(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// WriteAndWait writes a request p and then waits until the socket is
+// readable, without the read attempt that would fail (EAGAIN) because the
+// reply cannot have come yet: at zero think time that attempt, and the park
+// after it, were one read system call in two. It counts as both a Read and
+// a Write. An error with n < len(p) is the write's; with n == len(p) it is
+// the wait's (a deadline or a closed socket).
+//
+// The write runs inside the poller's read wait, after the wait has cleared
+// the socket's old readiness, so a reply that comes between the write and
+// the wait still wakes it: with edge-triggered polling, waiting after a
+// plain Write could miss it.
+func (s *Socket) WriteAndWait(p []byte) (int, error) {
+	s.wbuf, s.wdone, s.werrno, s.sent = p, 0, 0, false
+	err := s.rc.Read(s.sendFn)
+	if err == nil && s.werrno == 0 && !s.sent {
+		// The send buffer was full: finish the write the usual way, and
+		// let the next Read try its luck.
+		err = s.rc.Write(s.writeFn)
+	}
+	done, errno := s.wdone, s.werrno
+	s.wbuf = nil
+	switch {
+	case errno != 0:
+		return done, os.NewSyscallError("write", errno)
+	case err != nil:
+		return done, err
+	}
+	return done, nil
+}
+
+// sendThenWait is the RawConn read callback of WriteAndWait: the first call
+// writes and asks to wait (false); the next, once the socket is readable,
+// ends the wait.
+func (s *Socket) sendThenWait(fd uintptr) bool {
+	if s.sent {
+		return true
+	}
+	if !s.writeSome(fd) || s.werrno != 0 {
+		return true // write blocked (finished by the caller) or failed
+	}
+	s.sent = true
+	return false
 }
 
 // Conn is a TCP connection whose reads and writes are its Socket's;

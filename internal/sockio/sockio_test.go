@@ -76,3 +76,109 @@ func TestReadWriteAndArrival(t *testing.T) {
 	_, err = c.Read(buf)
 	require.ErrorIs(t, err, io.EOF)
 }
+
+// pair returns a raw-I/O client socket and its accepted peer on loopback.
+func pair(t *testing.T) (*Conn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	peerc := make(chan net.Conn, 1)
+	go func() { c, _ := ln.Accept(); peerc <- c }()
+	tcp, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	c, err := Wrap(tcp.(*net.TCPConn))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	peer := (<-peerc).(*net.TCPConn)
+	t.Cleanup(func() { peer.Close() })
+	return c, peer
+}
+
+// TestWriteAndWaitNoLostWakeup: a reply that comes at once, before the
+// wait could begin, still ends the wait (the write runs inside it). A lost
+// wake-up would hang until the deadline.
+func TestWriteAndWaitNoLostWakeup(t *testing.T) {
+	c, peer := pair(t)
+	go func() { // echo, as fast as the peer can
+		buf := make([]byte, 64)
+		for {
+			n, err := peer.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := peer.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64)
+	for i := range 300 {
+		require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+		req := []byte("ping " + string(rune('a'+i%26)))
+		n, err := c.S.WriteAndWait(req)
+		require.NoError(t, err, "round %d", i)
+		require.Equal(t, len(req), n)
+		got, err := io.ReadFull(c, buf[:len(req)])
+		require.NoError(t, err)
+		require.Equal(t, string(req), string(buf[:got]))
+	}
+}
+
+// TestWriteAndWaitDeadline: with no reply, the wait ends at the deadline,
+// after the whole request was written (n == len), so it is the wait's error.
+func TestWriteAndWaitDeadline(t *testing.T) {
+	c, peer := pair(t)
+	require.NoError(t, c.SetDeadline(time.Now().Add(100*time.Millisecond)))
+	start := time.Now()
+	n, err := c.S.WriteAndWait([]byte("hello"))
+	require.Equal(t, 5, n)
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	require.True(t, ne.Timeout())
+	require.GreaterOrEqual(t, time.Since(start), 90*time.Millisecond)
+	buf := make([]byte, 5)
+	_, err = io.ReadFull(peer, buf)
+	require.NoError(t, err)
+	require.Equal(t, "hello", string(buf))
+}
+
+// TestWriteAndWaitLargeWrite: a request larger than the socket buffers is
+// finished by a plain write once the peer reads; the reply is then read.
+func TestWriteAndWaitLargeWrite(t *testing.T) {
+	c, peer := pair(t)
+	big := make([]byte, 16<<20)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond) // let the send buffer fill
+		got := make([]byte, len(big))
+		if _, err := io.ReadFull(peer, got); err != nil {
+			return
+		}
+		_, _ = peer.Write([]byte("ok"))
+	}()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	n, err := c.S.WriteAndWait(big)
+	require.NoError(t, err)
+	require.Equal(t, len(big), n)
+	buf := make([]byte, 2)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	require.Equal(t, "ok", string(buf))
+}
+
+// TestWriteAndWaitWriteError: a peer that reset the connection makes it a
+// write error (n < len).
+func TestWriteAndWaitWriteError(t *testing.T) {
+	c, peer := pair(t)
+	require.NoError(t, peer.SetLinger(0))
+	require.NoError(t, peer.Close()) // RST
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, c.SetDeadline(time.Now().Add(2*time.Second)))
+	n, err := c.S.WriteAndWait([]byte("hello"))
+	require.Error(t, err)
+	require.Less(t, n, 5)
+	require.Contains(t, err.Error(), "write")
+}

@@ -27,7 +27,6 @@ import (
 	"iter"
 	"net"
 	"net/url"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -233,16 +232,10 @@ func (t *Transport) Do(ctx context.Context, tg *Target, req *Request) (*Response
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
 
 	c.wbuf = appendRequest(c.wbuf[:0], tg, req)
-	if _, err := c.wr.Write(c.wbuf); err != nil {
+	if err := c.send(); err != nil {
 		stop()
 		c.close()
-		return nil, fmt.Errorf("write request: %w", err)
-	}
-	if c.sock != nil {
-		// The answer cannot be there yet: let other users' goroutines run
-		// first instead of a read that fails with EAGAIN and a park. Times
-		// come from kernel receive timestamps, so the wait is not measured.
-		runtime.Gosched()
+		return nil, err
 	}
 	r := &Response{c: c, stop: stop, Reused: reused}
 	if err := r.readHeader(req.Method); err != nil {
@@ -610,6 +603,26 @@ type conn struct {
 }
 
 func (c *conn) close() { _ = c.nc.Close() }
+
+// send writes the request in c.wbuf. On a raw socket it then waits for the
+// reply before the first read, as the reply cannot be there yet; times come
+// from kernel receive timestamps, so the wait is not measured.
+func (c *conn) send() error {
+	if c.sock == nil || c.tls {
+		if _, err := c.wr.Write(c.wbuf); err != nil {
+			return fmt.Errorf("write request: %w", err)
+		}
+		return nil
+	}
+	n, err := c.sock.WriteAndWait(c.wbuf)
+	switch {
+	case err == nil:
+		return nil
+	case n < len(c.wbuf):
+		return fmt.Errorf("write request: %w", err)
+	}
+	return fmt.Errorf("read status line: %w", err)
+}
 
 // readLine returns the next line without its CR LF; longer than the read
 // buffer is an error (status, header and chunk-size lines are short).
