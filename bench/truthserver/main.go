@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"syscall"
@@ -187,6 +188,7 @@ func main() {
 	fs := flag.NewFlagSet("truthserver", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:8000", "address to listen on")
 	level := fs.String("loglevel", "WARNING", "log level (DEBUG, INFO, WARNING, ERROR)")
+	cpuProf := fs.String("cpuprofile", "", "write a CPU profile of the whole run here (for finding the server's own costs)")
 	cfg := fakezeno.DefaultConfig()
 	cfg.RegisterFlags(fs)
 	_ = fs.Parse(os.Args[1:])
@@ -203,6 +205,18 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "truthserver:", err)
 		os.Exit(2)
+	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "truthserver:", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "truthserver:", err)
+			os.Exit(2)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
 	}
 	t := &truth{}
 	mux := http.NewServeMux()
