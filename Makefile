@@ -40,6 +40,7 @@ pytest:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./locust/
+	$(GO) test -run '^$$' -fuzz '^FuzzChatRequestJSON$$' -fuzztime $(FUZZTIME) ./tasks/
 
 integration:
 	# -p 1: each package starts real masters, whose 0.5 s quit window must not

@@ -54,7 +54,7 @@ type Client struct {
 	tr      *h1.Transport
 	targets sync.Map  // base URL → *h1.Target
 	readers sync.Pool // *bufio.Reader, 4 KiB each: memory matters at 10k streams
-	bufs    sync.Pool // *[]byte request scratch
+	bufs    sync.Pool // *scratch
 }
 
 // NewClient builds a client tuned for many long streams.
@@ -228,22 +228,18 @@ func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRe
 		c.fail(res, ConnError, "connection error: invalid url", err)
 		return res
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		c.fail(res, ConnError, "connection error: bad request", fmt.Errorf("encode request: %w", err))
-		return res
+	sc, _ := c.bufs.Get().(*scratch)
+	if sc == nil {
+		sc = new(scratch)
 	}
-	bp, _ := c.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	defer c.bufs.Put(bp)
-	*bp = appendChatHeader((*bp)[:0], tok)
+	defer c.bufs.Put(sc)
+	sc.hdr = appendChatHeader(sc.hdr[:0], tok)
+	sc.body = req.appendJSON(sc.body[:0])
 
 	start := time.Now()
 	deadline := start.Add(c.cfg.Timeout)
 	resp, err := c.tr.Do(ctx, tg, &h1.Request{
-		Method: "POST", Path: tg.Path("/api/chat"), Header: *bp, Body: body, Deadline: deadline,
+		Method: "POST", Path: tg.Path("/api/chat"), Header: sc.hdr, Body: sc.body, Deadline: deadline,
 	})
 	if err != nil {
 		res.Total = time.Since(start)
@@ -261,13 +257,17 @@ func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRe
 		c.readErrorBody(ctx, resp, start, res, tok)
 		return res
 	}
-	if used, err := strconv.Atoi(resp.Header("X-Prompts-Used")); err == nil {
+	if used, ok := resp.HeaderInt("X-Prompts-Used"); ok {
 		res.HasQuota, res.PromptsUsed = true, used
-		res.PromptsQuota, _ = strconv.Atoi(resp.Header("X-Prompts-Quota"))
+		res.PromptsQuota, _ = resp.HeaderInt("X-Prompts-Quota")
 	}
 	c.readStream(ctx, deadline, resp, start, res, func(s string) string { return c.cfg.Redactor.String(tok.redactIn(s)) })
 	return res
 }
+
+// scratch holds one request's header lines and body; both are written
+// before Do returns, so they go back to the pool after it.
+type scratch struct{ hdr, body []byte }
 
 // appendChatHeader appends the request's header lines. Token parts are
 // validated by ParseToken, so they cannot inject a line break.

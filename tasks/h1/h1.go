@@ -27,7 +27,6 @@ import (
 	"iter"
 	"net"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -329,60 +328,111 @@ func parseStatusLine(line []byte) (code int, proto string, err error) {
 // add its delay to the measured time. Without timestamps (race builds,
 // other kernels) it is the time of the call.
 func (r *Response) Arrival() time.Time {
-	now := time.Now()
 	if s := r.c.sock; s != nil {
-		if rx := s.LastArrival(); !rx.IsZero() && !rx.After(now) {
+		// Never in the future: sockio derives it from the read's own clock.
+		if rx := s.LastArrival(); !rx.IsZero() {
 			return rx
 		}
 	}
-	return now
+	return time.Now()
 }
 
-// framing decides how the body ends (RFC 9112 section 6.3).
+// framing decides how the body ends (RFC 9112 section 6.3), in one pass
+// over the header lines that allocates nothing: it runs for every response.
 func (r *Response) framing(method string) error {
-	conn := r.headerTokens("Connection")
-	r.keepAlive = r.Proto == "HTTP/1.1" && !hasToken(conn, "close") ||
-		r.Proto != "HTTP/1.1" && hasToken(conn, "keep-alive") && !hasToken(conn, "close")
+	var (
+		connClose, connKeepAlive bool
+		teTokens                 int
+		teChunked                bool // the only Transfer-Encoding token is "chunked"
+		cl                       = int64(-1)
+		clBad                    bool
+	)
+	r.c.eachField(func(name, value []byte) {
+		switch {
+		case len(name) == len("Connection") && equalFoldASCII(name, "Connection"):
+			eachToken(value, func(t []byte) {
+				connClose = connClose || tokenIs(t, "close")
+				connKeepAlive = connKeepAlive || tokenIs(t, "keep-alive")
+			})
+		case len(name) == len("Transfer-Encoding") && equalFoldASCII(name, "Transfer-Encoding"):
+			eachToken(value, func(t []byte) {
+				teTokens++
+				teChunked = teTokens == 1 && tokenIs(t, "chunked")
+			})
+		case len(name) == len("Content-Length") && equalFoldASCII(name, "Content-Length"):
+			// A list of equal values is one value (RFC 9110 8.6); empty
+			// elements are not skipped here: "1,,1" is malformed.
+			for part := range bytes.SplitSeq(value, []byte(",")) {
+				m, ok := parseDigits(bytes.TrimSpace(part))
+				if !ok || (cl >= 0 && m != cl) {
+					clBad = true
+				}
+				cl = m
+			}
+		}
+	})
+	r.keepAlive = r.Proto == "HTTP/1.1" && !connClose ||
+		r.Proto != "HTTP/1.1" && connKeepAlive && !connClose
 	if method == "HEAD" || r.Status == 204 || r.Status == 304 {
 		r.done = true
 		return nil
 	}
-	cl := slices.Collect(r.values("Content-Length"))
-	if te := r.headerTokens("Transfer-Encoding"); len(te) > 0 {
-		if len(te) != 1 || te[0] != "chunked" {
-			return fmt.Errorf("%w: unsupported Transfer-Encoding %q", ErrMalformed, strings.Join(te, ", "))
+	if teTokens > 0 {
+		if teTokens != 1 || !teChunked {
+			return fmt.Errorf("%w: unsupported Transfer-Encoding %q", ErrMalformed, strings.Join(r.headerTokens("Transfer-Encoding"), ", "))
 		}
 		r.chunked = true
 		r.remaining = -1 // size line not read yet
 		// RFC 9112 6.1/6.3: Content-Length beside Transfer-Encoding, or
 		// Transfer-Encoding in HTTP/1.0, is faulty framing: never reuse.
-		if len(cl) > 0 || r.Proto != "HTTP/1.1" {
+		if cl >= 0 || clBad || r.Proto != "HTTP/1.1" {
 			r.keepAlive = false
 		}
 		return nil
 	}
-	if len(cl) > 0 {
-		n := int64(-1)
-		for _, v := range cl {
-			for _, part := range strings.Split(v, ",") {
-				m, ok := parseDigits(strings.TrimSpace(part))
-				if !ok || (n >= 0 && m != n) {
-					return fmt.Errorf("%w: bad Content-Length", ErrMalformed)
-				}
-				n = m
-			}
-		}
-		r.remaining = n
-		r.done = n == 0
+	if clBad {
+		return fmt.Errorf("%w: bad Content-Length", ErrMalformed)
+	}
+	if cl >= 0 {
+		r.remaining = cl
+		r.done = cl == 0
 		return nil
 	}
 	r.untilEOF, r.keepAlive = true, false
 	return nil
 }
 
+// eachField calls fn with every header line's name and space-trimmed value.
+func (c *conn) eachField(fn func(name, value []byte)) {
+	h := c.hdr
+	for len(h) > 0 {
+		i := indexCRLF(h)
+		line := h[:i]
+		h = h[min(i+2, len(h)):]
+		if colon := bytes.IndexByte(line, ':'); colon >= 0 {
+			fn(line[:colon], bytes.TrimSpace(line[colon+1:]))
+		}
+	}
+}
+
+// eachToken calls fn with every non-empty, space-trimmed element of a
+// comma-separated list.
+func eachToken(v []byte, fn func(tok []byte)) {
+	for part := range bytes.SplitSeq(v, []byte(",")) {
+		if t := bytes.TrimSpace(part); len(t) > 0 {
+			fn(t)
+		}
+	}
+}
+
+// tokenIs compares a list element with a lower-case token, ignoring case.
+func tokenIs(t []byte, token string) bool {
+	return len(t) == len(token) && equalFoldASCII(t, token)
+}
+
 // parseDigits parses a non-empty run of ASCII digits (no sign, no spaces).
-func parseDigits(s string) (int64, bool) {
-	if s == "" || len(s) > 18 {
+func parseDigits(s []byte) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 {
 		return 0, false
 	}
 	var n int64
@@ -445,6 +495,42 @@ func (r *Response) Header(name string) string {
 	return ""
 }
 
+// HeaderInt returns the first value of the named response header as a
+// decimal integer, without allocating; ok is false if it is absent or not
+// a number.
+func (r *Response) HeaderInt(name string) (n int, ok bool) {
+	found := false
+	r.c.eachField(func(k, v []byte) {
+		if !found && len(k) == len(name) && equalFoldASCII(k, name) {
+			found = true
+			n, ok = atoi(v)
+		}
+	})
+	return n, ok
+}
+
+// atoi parses an optionally signed decimal int as strconv.Atoi does.
+func atoi(b []byte) (int, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	n := 0
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int(d-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
 // equalFoldASCII compares a header name with s (letters, digits, "-")
 // ignoring the case of letters only.
 func equalFoldASCII(b []byte, s string) bool {
@@ -458,6 +544,15 @@ func equalFoldASCII(b []byte, s string) bool {
 		}
 	}
 	return true
+}
+
+// trimEOL drops trailing CR and LF bytes (bytes.TrimRight with a cutset
+// builds the set on every call, once per header line).
+func trimEOL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 func indexCRLF(b []byte) int {
@@ -662,7 +757,7 @@ func (c *conn) readHeaderBlock() error {
 			}
 			break
 		}
-		line := bytes.TrimRight(c.hdr[start:], "\r\n")
+		line := trimEOL(c.hdr[start:])
 		if len(line) == 0 {
 			c.hdr = c.hdr[:start]
 			return nil

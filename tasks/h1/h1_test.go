@@ -135,6 +135,13 @@ func TestFraming(t *testing.T) {
 		{name: "te and cl: chunked, never reused", reply: "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", body: "ok", status: 200},
 		{name: "second connection line closes", reply: "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", body: "ok", status: 200},
 		{name: "short content-length body", reply: "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", body: "abc", status: 200, err: io.ErrUnexpectedEOF},
+		{name: "length list of one value", reply: "HTTP/1.1 200 OK\r\ncontent-length: 2 , 2\r\n\r\nok", body: "ok", status: 200, keep: true},
+		{name: "tokens ignore case", reply: "HTTP/1.1 200 OK\r\nTRANSFER-ENCODING:  Chunked \r\nConnection: Upgrade, KEEP-ALIVE\r\n\r\n2\r\nok\r\n0\r\n\r\n", body: "ok", status: 200, keep: true},
+		{name: "http/1.0 keep-alive", reply: "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\nx", body: "x", status: 200, keep: true},
+		{name: "http/1.0 close wins", reply: "HTTP/1.0 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 1\r\n\r\nx", body: "x", status: 200},
+		{name: "http/1.0 chunked, never reused", reply: "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", body: "ok", status: 200},
+		{name: "bad length beside te: chunked, never reused", reply: "HTTP/1.1 200 OK\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", body: "ok", status: 200},
+		{name: "closing token inside another is not close", reply: "HTTP/1.1 200 OK\r\nConnection: closed-ish\r\nContent-Length: 1\r\n\r\nx", body: "x", status: 200, keep: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,6 +173,8 @@ func TestBadResponses(t *testing.T) {
 		"two lengths":     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 10\r\n\r\nhello",
 		"signed length":   "HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
 		"te not last":     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"empty length":    "HTTP/1.1 200 OK\r\nContent-Length: 1,,1\r\n\r\nx",
+		"length list":     "HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\nxy",
 		"closed mid head": "HTTP/1.1 200 OK\r\nContent-",
 		"closed at once":  "",
 	} {
@@ -450,6 +459,26 @@ func TestArrivalIsKernelTime(t *testing.T) {
 			require.Greater(t, time.Since(start), 300*time.Millisecond)
 			require.True(t, got >= 100*time.Millisecond && got < 250*time.Millisecond, "%s: arrival at %v, want ~100ms", base, got)
 			resp.Close()
+		}
+	}
+}
+
+// TestHeaderInt: the first field line of a name, as strconv.Atoi reads it.
+func TestHeaderInt(t *testing.T) {
+	tr := New(Config{})
+	defer tr.CloseIdle()
+	reply := "HTTP/1.1 200 OK\r\nx-n: 42\r\nX-N: 9\r\nX-Neg:  -7 \r\nX-Bad: 4x\r\nX-Empty:\r\nX-Big: 1234567890123456789012\r\nContent-Length: 0\r\n\r\n"
+	resp, _, err := post(t, tr, context.Background(), rawServer(t, reply), 5*time.Second)
+	require.NoError(t, err)
+	defer resp.Close()
+	for name, want := range map[string]struct {
+		n  int
+		ok bool
+	}{"X-N": {42, true}, "x-neg": {-7, true}, "X-Bad": {0, false}, "X-Empty": {0, false}, "X-Big": {0, false}, "X-Absent": {0, false}} {
+		n, ok := resp.HeaderInt(name)
+		require.Equal(t, want.ok, ok, name)
+		if ok {
+			require.Equal(t, want.n, n, name)
 		}
 	}
 }
