@@ -347,7 +347,7 @@ func (r *Response) framing(method string) error {
 		cl                       = int64(-1)
 		clBad                    bool
 	)
-	r.c.eachField(func(name, value []byte) {
+	r.c.eachField(func(name, value []byte) bool {
 		switch {
 		case len(name) == len("Connection") && equalFoldASCII(name, "Connection"):
 			eachToken(value, func(t []byte) {
@@ -370,6 +370,7 @@ func (r *Response) framing(method string) error {
 				cl = m
 			}
 		}
+		return true
 	})
 	r.keepAlive = r.Proto == "HTTP/1.1" && !connClose ||
 		r.Proto != "HTTP/1.1" && connKeepAlive && !connClose
@@ -402,15 +403,23 @@ func (r *Response) framing(method string) error {
 	return nil
 }
 
-// eachField calls fn with every header line's name and space-trimmed value.
-func (c *conn) eachField(fn func(name, value []byte)) {
+// eachField calls fn with every header line's name and space-trimmed
+// value, in order, until fn returns false.
+func (c *conn) eachField(fn func(name, value []byte) bool) {
+	// readHeaderBlock ends every line in c.hdr with CR LF and keeps no
+	// other LF, so the vectorised IndexByte finds the line ends.
 	h := c.hdr
 	for len(h) > 0 {
-		i := indexCRLF(h)
-		line := h[:i]
-		h = h[min(i+2, len(h)):]
+		i := bytes.IndexByte(h, '\n')
+		if i < 0 {
+			i = len(h)
+		}
+		line := trimEOL(h[:i])
+		h = h[min(i+1, len(h)):]
 		if colon := bytes.IndexByte(line, ':'); colon >= 0 {
-			fn(line[:colon], bytes.TrimSpace(line[colon+1:]))
+			if !fn(line[:colon], bytes.TrimSpace(line[colon+1:])) {
+				return
+			}
 		}
 	}
 }
@@ -448,18 +457,9 @@ func parseDigits(s []byte) (int64, bool) {
 // values yields the value of every field line named name, in order.
 func (r *Response) values(name string) iter.Seq[string] {
 	return func(yield func(string) bool) {
-		h := r.c.hdr
-		for len(h) > 0 {
-			i := indexCRLF(h)
-			line := h[:i]
-			h = h[min(i+2, len(h)):]
-			colon := bytes.IndexByte(line, ':')
-			if colon == len(name) && equalFoldASCII(line[:colon], name) {
-				if !yield(strings.TrimSpace(string(line[colon+1:]))) {
-					return
-				}
-			}
-		}
+		r.c.eachField(func(k, v []byte) bool {
+			return len(k) != len(name) || !equalFoldASCII(k, name) || yield(string(v))
+		})
 	}
 }
 
@@ -499,12 +499,12 @@ func (r *Response) Header(name string) string {
 // decimal integer, without allocating; ok is false if it is absent or not
 // a number.
 func (r *Response) HeaderInt(name string) (n int, ok bool) {
-	found := false
-	r.c.eachField(func(k, v []byte) {
-		if !found && len(k) == len(name) && equalFoldASCII(k, name) {
-			found = true
+	r.c.eachField(func(k, v []byte) bool {
+		if len(k) == len(name) && equalFoldASCII(k, name) {
 			n, ok = atoi(v)
+			return false
 		}
+		return true
 	})
 	return n, ok
 }
@@ -553,15 +553,6 @@ func trimEOL(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-func indexCRLF(b []byte) int {
-	for i := 0; i+1 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' {
-			return i
-		}
-	}
-	return len(b)
 }
 
 // Read reads the decoded body. It returns io.EOF at the end of a complete
