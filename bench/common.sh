@@ -191,6 +191,10 @@ section1() {
   # three tools can swing a ratio by a third. Rounds interleave the tools and
   # the table reports medians of the per-round ratios.
   local fake=(--time-scale 0 --fixed-ttfb 0 --fixed-lines 3 --fixed-gap 0) r
+  # Diagnostic, not the benchmark: replay one recorded fakezeno answer
+  # without fakezeno's own work, to see how the target's speed moves the
+  # ratios (see bench/README.md, "Targets").
+  [ "${BENCH_S1_CANNED:-0}" = 1 ] && fake+=(--canned)
   for r in $(seq 1 "$S1_ROUNDS"); do
     log "section 1: throughput per CPU-second, round $r/$S1_ROUNDS (fakezeno --time-scale 0, 3 lines; $S1_USERS users; ${S1_DUR}s each)"
     start_fake "s1-go-r$r" "${fake[@]}"

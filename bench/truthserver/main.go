@@ -24,13 +24,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -188,6 +192,8 @@ func main() {
 	fs := flag.NewFlagSet("truthserver", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:8000", "address to listen on")
 	level := fs.String("loglevel", "WARNING", "log level (DEBUG, INFO, WARNING, ERROR)")
+	canned := fs.Bool("canned", false, "answer every POST /api/chat with one recorded fakezeno response, the same bytes, "+
+		"without fakezeno's work (diagnostic: how the target's own speed moves section 1's ratios)")
 	cpuProf := fs.String("cpuprofile", "", "write a CPU profile of the whole run here (for finding the server's own costs)")
 	cfg := fakezeno.DefaultConfig()
 	cfg.RegisterFlags(fs)
@@ -231,7 +237,14 @@ func main() {
 		t.reset()
 		w.WriteHeader(http.StatusNoContent)
 	})
-	mux.Handle("/", t.wrap(fz.Handler()))
+	chat := fz.Handler()
+	if *canned {
+		if chat, err = cannedChat(fz.Handler()); err != nil {
+			fmt.Fprintln(os.Stderr, "truthserver:", err)
+			os.Exit(2)
+		}
+	}
+	mux.Handle("/", t.wrap(chat))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -261,4 +274,34 @@ func main() {
 		fmt.Fprintln(os.Stderr, "truthserver: shutdown:", err)
 	}
 	_ = srv.Close()
+}
+
+// cannedChat records one POST /api/chat answer of fz and returns a handler
+// that reads each chat request's body and replays that answer's headers and
+// body (chunked, as fakezeno sends it); other paths go to fz. It is what
+// fakezeno costs without its own work: auth, validation, threads, quota,
+// schedule.
+func cannedChat(fz http.Handler) (http.Handler, error) {
+	req := httptest.NewRequest(http.MethodPost, "/api/chat", strings.NewReader(`{"query":"canned","thread_id":"canned-1"}`))
+	req.Header.Set("Authorization", "Bearer zeno-key:canned:0123456789abcdef0123456789abcdef")
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	fz.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return nil, fmt.Errorf("canned: fakezeno answered %d: %s", rec.Code, rec.Body.String())
+	}
+	hdr := rec.Header().Clone()
+	body := rec.Body.Bytes()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/chat" || r.Method != http.MethodPost {
+			fz.ServeHTTP(w, r)
+			return
+		}
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return
+		}
+		maps.Copy(w.Header(), hdr)
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
+	}), nil
 }
