@@ -1,6 +1,7 @@
 package sockio
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"testing"
@@ -12,25 +13,12 @@ import (
 // TestReadWriteAndArrival: bytes written at t0 and read 200 ms later carry
 // an arrival time near t0; EOF and deadlines behave as net.Conn's.
 func TestReadWriteAndArrival(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	peerc := make(chan net.Conn, 1)
-	go func() { c, _ := ln.Accept(); peerc <- c }()
-	tcp, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	c, err := Wrap(tcp.(*net.TCPConn))
-	require.NoError(t, err)
-	defer c.Close()
-	peer := <-peerc
-	defer peer.Close()
+	c, peer := pair(t)
 
-	_, err = c.Write([]byte("ping"))
+	_, err := c.Write([]byte("ping"))
 	require.NoError(t, err)
+	expectRead(t, peer, "ping")
 	buf := make([]byte, 4)
-	_, err = io.ReadFull(peer, buf)
-	require.NoError(t, err)
-	require.Equal(t, "ping", string(buf))
 
 	if c.S.stamp {
 		// Linux turns receive stamping on from a deferred work item after
@@ -77,6 +65,15 @@ func TestReadWriteAndArrival(t *testing.T) {
 	require.ErrorIs(t, err, io.EOF)
 }
 
+// expectRead reads len(want) bytes from r and checks them.
+func expectRead(t *testing.T, r io.Reader, want string) {
+	t.Helper()
+	buf := make([]byte, len(want))
+	_, err := io.ReadFull(r, buf)
+	require.NoError(t, err)
+	require.Equal(t, want, string(buf))
+}
+
 // pair returns a raw-I/O client socket and its accepted peer on loopback.
 func pair(t *testing.T) (*Conn, *net.TCPConn) {
 	t.Helper()
@@ -112,16 +109,13 @@ func TestWriteAndWaitNoLostWakeup(t *testing.T) {
 			}
 		}
 	}()
-	buf := make([]byte, 64)
 	for i := range 300 {
 		require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
 		req := []byte("ping " + string(rune('a'+i%26)))
 		n, err := c.S.WriteAndWait(req)
 		require.NoError(t, err, "round %d", i)
 		require.Equal(t, len(req), n)
-		got, err := io.ReadFull(c, buf[:len(req)])
-		require.NoError(t, err)
-		require.Equal(t, string(req), string(buf[:got]))
+		expectRead(t, c, string(req))
 	}
 }
 
@@ -137,10 +131,7 @@ func TestWriteAndWaitDeadline(t *testing.T) {
 	require.ErrorAs(t, err, &ne)
 	require.True(t, ne.Timeout())
 	require.GreaterOrEqual(t, time.Since(start), 90*time.Millisecond)
-	buf := make([]byte, 5)
-	_, err = io.ReadFull(peer, buf)
-	require.NoError(t, err)
-	require.Equal(t, "hello", string(buf))
+	expectRead(t, peer, "hello")
 }
 
 // TestWriteAndWaitLargeWrite: a request larger than the socket buffers is
@@ -154,7 +145,8 @@ func TestWriteAndWaitLargeWrite(t *testing.T) {
 	go func() {
 		time.Sleep(100 * time.Millisecond) // let the send buffer fill
 		got := make([]byte, len(big))
-		if _, err := io.ReadFull(peer, got); err != nil {
+		if _, err := io.ReadFull(peer, got); err != nil || !bytes.Equal(got, big) {
+			_, _ = peer.Write([]byte("no"))
 			return
 		}
 		_, _ = peer.Write([]byte("ok"))
@@ -163,10 +155,7 @@ func TestWriteAndWaitLargeWrite(t *testing.T) {
 	n, err := c.S.WriteAndWait(big)
 	require.NoError(t, err)
 	require.Equal(t, len(big), n)
-	buf := make([]byte, 2)
-	_, err = io.ReadFull(c, buf)
-	require.NoError(t, err)
-	require.Equal(t, "ok", string(buf))
+	expectRead(t, c, "ok")
 }
 
 // TestWriteAndWaitWriteError: a peer that reset the connection makes it a
