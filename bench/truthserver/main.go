@@ -224,6 +224,8 @@ func main() {
 		}
 		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
 	}
+	// os.Exit skips the deferred stop, which writes the profile.
+	exit := func(code int) { pprof.StopCPUProfile(); os.Exit(code) }
 	t := &truth{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_bench/truth", func(w http.ResponseWriter, _ *http.Request) {
@@ -241,7 +243,7 @@ func main() {
 	if *canned {
 		if chat, err = cannedChat(fz.Handler()); err != nil {
 			fmt.Fprintln(os.Stderr, "truthserver:", err)
-			os.Exit(2)
+			exit(2)
 		}
 	}
 	mux.Handle("/", t.wrap(chat))
@@ -251,7 +253,7 @@ func main() {
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "truthserver:", err)
-		os.Exit(1)
+		exit(1)
 	}
 	// The same server settings as fakezeno.Server.Serve.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -264,7 +266,7 @@ func main() {
 	select {
 	case err := <-errc:
 		fmt.Fprintln(os.Stderr, "truthserver:", err)
-		os.Exit(1)
+		exit(1)
 	case <-ctx.Done():
 	}
 	fz.Close()

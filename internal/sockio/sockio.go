@@ -30,10 +30,11 @@ import (
 // Socket is one TCP socket's raw I/O: at most one Read and one Write at a
 // time (they may overlap each other).
 type Socket struct {
-	rc    syscall.RawConn
-	stamp bool      // SO_TIMESTAMPING accepted by the kernel
-	rx    time.Time // arrival of the last read's data (monotonic), zero if unknown
-	oob   [128]byte
+	rc     syscall.RawConn
+	stamp  bool      // SO_TIMESTAMPING accepted by the kernel
+	rx     time.Time // arrival of the last read's data (monotonic), zero if unknown
+	readAt time.Time // when the last Read returned data
+	oob    [128]byte
 
 	// Per-call state lives here, and the RawConn callbacks are method values
 	// made once, so a read or write allocates nothing.
@@ -75,6 +76,9 @@ func New(rc syscall.RawConn) *Socket {
 // (the kernel's receive timestamp of its last packet), or zero if unknown.
 func (s *Socket) LastArrival() time.Time { return s.rx }
 
+// LastRead is when the last Read returned data.
+func (s *Socket) LastRead() time.Time { return s.readAt }
+
 // maxStampAge bounds how old a receive timestamp may be before it is
 // distrusted (a wall-clock step between the kernel stamp and now).
 const maxStampAge = 10 * time.Minute
@@ -101,10 +105,10 @@ func (s *Socket) Read(p []byte) (int, error) {
 	case n == 0:
 		return 0, io.EOF
 	}
-	s.rx = time.Time{}
+	now := time.Now()
+	s.rx, s.readAt = time.Time{}, now
 	if s.stamp && s.msg.Controllen > 0 {
 		if real, ok := rxStamp(s.oob[:min(int(s.msg.Controllen), len(s.oob))]); ok {
-			now := time.Now()
 			if age := now.Sub(real); age >= 0 && age < maxStampAge {
 				s.rx = now.Add(-age) // keeps now's monotonic reading
 			}

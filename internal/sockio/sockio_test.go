@@ -45,6 +45,7 @@ func TestReadWriteAndArrival(t *testing.T) {
 	n, err := c.Read(buf)
 	require.NoError(t, err)
 	require.Equal(t, "pong", string(buf[:n]))
+	require.GreaterOrEqual(t, c.S.LastRead().Sub(sent), 200*time.Millisecond, "LastRead is the read, not the arrival")
 	if c.S.stamp {
 		d := c.S.LastArrival().Sub(sent)
 		require.True(t, d >= -time.Millisecond && d < 100*time.Millisecond, "arrival %v after the write", d)

@@ -337,6 +337,19 @@ func (r *Response) Arrival() time.Time {
 	return time.Now()
 }
 
+// lastData is when the last bytes read arrived: the kernel's stamp, or
+// the time of the read without one; zero when unknown (no raw socket), so
+// that the connection is always checked before reuse.
+func (r *Response) lastData() time.Time {
+	if s := r.c.sock; s != nil {
+		if rx := s.LastArrival(); !rx.IsZero() {
+			return rx
+		}
+		return s.LastRead()
+	}
+	return time.Time{}
+}
+
 // framing decides how the body ends (RFC 9112 section 6.3), in one pass
 // over the header lines that allocates nothing: it runs for every response.
 func (r *Response) framing(method string) error {
@@ -509,7 +522,7 @@ func (r *Response) HeaderInt(name string) (n int, ok bool) {
 	return n, ok
 }
 
-// atoi parses an optionally signed decimal int as strconv.Atoi does.
+// atoi parses an optionally signed decimal int of up to 18 digits.
 func atoi(b []byte) (int, bool) {
 	neg := len(b) > 0 && b[0] == '-'
 	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
@@ -668,6 +681,7 @@ func (r *Response) Close() error {
 		c.close()
 		return nil
 	}
+	c.quietSince = r.lastData()
 	c.t.put(c)
 	return nil
 }
@@ -685,8 +699,15 @@ type conn struct {
 	wbuf []byte
 	hdr  []byte // the last response's header lines, CRLF-separated
 	used bool
-	idle time.Time
+	idle time.Time // when it was pooled
+	// quietSince is when the last response's final bytes arrived: a close
+	// by the server can only come after it.
+	quietSince time.Time
 }
+
+// skipPeekWithin: a connection whose last response ended this recently is
+// reused without the liveness peek (see get).
+const skipPeekWithin = 250 * time.Microsecond
 
 func (c *conn) close() { _ = c.nc.Close() }
 
@@ -764,10 +785,16 @@ func (t *Transport) get(ctx context.Context, tg *Target, deadline time.Time) (*c
 		if c == nil {
 			break
 		}
-		// A connection idle for under a millisecond skips the peek: a FIN
-		// from a server that closed it that soon would hardly have arrived
-		// yet, and at zero wait the peek is a quarter of the system calls.
-		if idle := time.Since(c.idle); idle < t.cfg.IdleTimeout && (idle < time.Millisecond || c.alive()) {
+		// The peek is skipped when the last response ended under
+		// skipPeekWithin ago: at zero wait it would be a quarter of the
+		// system calls. The cost: a server that closes (FIN) within that
+		// window without "Connection: close" is not seen before the write.
+		// A full close still answers the request with a reset, which ends
+		// the wait at once; only a peer that half-closes and keeps reading
+		// leaves the request to its deadline. (The read after the write,
+		// which used to catch that, is gone: see sockio.WriteAndWait.)
+		now := time.Now()
+		if now.Sub(c.idle) < t.cfg.IdleTimeout && (now.Sub(c.quietSince) < skipPeekWithin || c.alive()) {
 			return c, nil
 		}
 		c.close()
