@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"iter"
 	"net"
 	"net/url"
 	"strconv"
@@ -362,17 +361,17 @@ func (r *Response) framing(method string) error {
 	)
 	r.c.eachField(func(name, value []byte) bool {
 		switch {
-		case len(name) == len("Connection") && equalFoldASCII(name, "Connection"):
+		case equalFoldASCII(name, "Connection"):
 			eachToken(value, func(t []byte) {
-				connClose = connClose || tokenIs(t, "close")
-				connKeepAlive = connKeepAlive || tokenIs(t, "keep-alive")
+				connClose = connClose || equalFoldASCII(t, "close")
+				connKeepAlive = connKeepAlive || equalFoldASCII(t, "keep-alive")
 			})
-		case len(name) == len("Transfer-Encoding") && equalFoldASCII(name, "Transfer-Encoding"):
+		case equalFoldASCII(name, "Transfer-Encoding"):
 			eachToken(value, func(t []byte) {
 				teTokens++
-				teChunked = teTokens == 1 && tokenIs(t, "chunked")
+				teChunked = teTokens == 1 && equalFoldASCII(t, "chunked")
 			})
-		case len(name) == len("Content-Length") && equalFoldASCII(name, "Content-Length"):
+		case equalFoldASCII(name, "Content-Length"):
 			// A list of equal values is one value (RFC 9110 8.6); empty
 			// elements are not skipped here: "1,,1" is malformed.
 			for part := range bytes.SplitSeq(value, []byte(",")) {
@@ -447,11 +446,6 @@ func eachToken(v []byte, fn func(tok []byte)) {
 	}
 }
 
-// tokenIs compares a list element with a lower-case token, ignoring case.
-func tokenIs(t []byte, token string) bool {
-	return len(t) == len(token) && equalFoldASCII(t, token)
-}
-
 // parseDigits parses a non-empty run of ASCII digits (no sign, no spaces).
 func parseDigits(s []byte) (int64, bool) {
 	if len(s) == 0 || len(s) > 18 {
@@ -467,59 +461,47 @@ func parseDigits(s []byte) (int64, bool) {
 	return n, true
 }
 
-// values yields the value of every field line named name, in order.
-func (r *Response) values(name string) iter.Seq[string] {
-	return func(yield func(string) bool) {
-		r.c.eachField(func(k, v []byte) bool {
-			return len(k) != len(name) || !equalFoldASCII(k, name) || yield(string(v))
-		})
-	}
+// field returns the value of the first field line named name.
+func (r *Response) field(name string) (value []byte, ok bool) {
+	r.c.eachField(func(k, v []byte) bool {
+		if equalFoldASCII(k, name) {
+			value, ok = v, true
+			return false
+		}
+		return true
+	})
+	return value, ok
 }
 
 // headerTokens is the lower-cased, comma-separated list of all the named
 // fields' values, repeated lines joined.
 func (r *Response) headerTokens(name string) []string {
 	var out []string
-	for v := range r.values(name) {
-		for _, t := range strings.Split(v, ",") {
-			if t = strings.ToLower(strings.TrimSpace(t)); t != "" {
-				out = append(out, t)
-			}
+	r.c.eachField(func(k, v []byte) bool {
+		if equalFoldASCII(k, name) {
+			eachToken(v, func(t []byte) { out = append(out, strings.ToLower(string(t))) })
 		}
-	}
+		return true
+	})
 	return out
 }
 
-func hasToken(toks []string, t string) bool {
-	for _, x := range toks {
-		if x == t {
-			return true
-		}
-	}
-	return false
-}
-
 // Header returns the first value of the named response header ("" if
-// absent). Valid until Close.
+// absent).
 func (r *Response) Header(name string) string {
-	for v := range r.values(name) {
-		return v
-	}
-	return ""
+	v, _ := r.field(name)
+	return string(v)
 }
 
 // HeaderInt returns the first value of the named response header as a
 // decimal integer, without allocating; ok is false if it is absent or not
 // a number.
-func (r *Response) HeaderInt(name string) (n int, ok bool) {
-	r.c.eachField(func(k, v []byte) bool {
-		if len(k) == len(name) && equalFoldASCII(k, name) {
-			n, ok = atoi(v)
-			return false
-		}
-		return true
-	})
-	return n, ok
+func (r *Response) HeaderInt(name string) (int, bool) {
+	v, ok := r.field(name)
+	if !ok {
+		return 0, false
+	}
+	return atoi(v)
 }
 
 // atoi parses an optionally signed decimal int of up to 18 digits.
@@ -528,25 +510,19 @@ func atoi(b []byte) (int, bool) {
 	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
 		b = b[1:]
 	}
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	n := 0
-	for _, d := range b {
-		if d < '0' || d > '9' {
-			return 0, false
-		}
-		n = n*10 + int(d-'0')
-	}
+	n, ok := parseDigits(b)
 	if neg {
 		n = -n
 	}
-	return n, true
+	return int(n), ok
 }
 
-// equalFoldASCII compares a header name with s (letters, digits, "-")
-// ignoring the case of letters only.
+// equalFoldASCII compares a header name or token with s (letters, digits,
+// "-") ignoring the case of letters only.
 func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
 	for i := range b {
 		x, y := b[i], s[i]
 		if x == y {
