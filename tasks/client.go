@@ -232,7 +232,6 @@ func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRe
 	if sc == nil {
 		sc = new(scratch)
 	}
-	defer c.bufs.Put(sc)
 	sc.hdr = appendChatHeader(sc.hdr[:0], tok)
 	sc.body = req.appendJSON(sc.body[:0])
 
@@ -241,6 +240,7 @@ func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRe
 	resp, err := c.tr.Do(ctx, tg, &h1.Request{
 		Method: "POST", Path: tg.Path("/api/chat"), Header: sc.hdr, Body: sc.body, Deadline: deadline,
 	})
+	c.bufs.Put(sc) // Do has sent them: not held for the length of a stream
 	if err != nil {
 		res.Total = time.Since(start)
 		c.transportFailure(ctx, deadline, res, err, false)
@@ -265,8 +265,8 @@ func (c *Client) chat(ctx context.Context, baseURL string, tok Token, req ChatRe
 	return res
 }
 
-// scratch holds one request's header lines and body; both are written
-// before Do returns, so they go back to the pool after it.
+// scratch holds one request's header lines and body; Do has written both
+// when it returns, so they go back to the pool then.
 type scratch struct{ hdr, body []byte }
 
 // appendChatHeader appends the request's header lines. Token parts are
