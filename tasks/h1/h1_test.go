@@ -84,6 +84,16 @@ func TestAgainstNetHTTPServer(t *testing.T) {
 
 // rawServer answers each connection with the given bytes, after reading the
 // request head, then closes it (unless keep is set).
+// readHead reads a request's line and header block, up to the empty line.
+func readHead(br *bufio.Reader) {
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil || l == "\r\n" {
+			return
+		}
+	}
+}
+
 func rawServer(t *testing.T, reply string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -97,13 +107,7 @@ func rawServer(t *testing.T, reply string) string {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil || l == "\r\n" {
-						break
-					}
-				}
+				readHead(bufio.NewReader(c))
 				io.WriteString(c, reply)
 				time.Sleep(50 * time.Millisecond)
 			}()
@@ -501,12 +505,7 @@ func closingServer(t *testing.T, half bool) (url string, conns *atomic.Int32) {
 			go func() {
 				defer c.Close()
 				br := bufio.NewReader(c)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil || l == "\r\n" {
-						break
-					}
-				}
+				readHead(br)
 				_, _ = io.CopyN(io.Discard, br, 7) // post's body
 				_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 				if half {
