@@ -189,6 +189,13 @@ func (t *truth) wrap(next http.Handler) http.Handler {
 }
 
 func main() {
+	// die also stops the CPU profile (a no-op when none runs): os.Exit skips
+	// the deferred stop, which writes it.
+	die := func(code int, err error) {
+		fmt.Fprintln(os.Stderr, "truthserver:", err)
+		pprof.StopCPUProfile()
+		os.Exit(code)
+	}
 	fs := flag.NewFlagSet("truthserver", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:8000", "address to listen on")
 	level := fs.String("loglevel", "WARNING", "log level (DEBUG, INFO, WARNING, ERROR)")
@@ -204,28 +211,22 @@ func main() {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	if err := cfg.Finish(); err != nil {
-		fmt.Fprintln(os.Stderr, "truthserver:", err)
-		os.Exit(2)
+		die(2, err)
 	}
 	fz, err := fakezeno.New(cfg)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "truthserver:", err)
-		os.Exit(2)
+		die(2, err)
 	}
 	if *cpuProf != "" {
 		f, err := os.Create(*cpuProf)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "truthserver:", err)
-			os.Exit(2)
+			die(2, err)
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, "truthserver:", err)
-			os.Exit(2)
+			die(2, err)
 		}
 		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
 	}
-	// os.Exit skips the deferred stop, which writes the profile.
-	exit := func(code int) { pprof.StopCPUProfile(); os.Exit(code) }
 	t := &truth{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /_bench/truth", func(w http.ResponseWriter, _ *http.Request) {
@@ -242,8 +243,7 @@ func main() {
 	chat := fz.Handler()
 	if *canned {
 		if chat, err = cannedChat(fz.Handler()); err != nil {
-			fmt.Fprintln(os.Stderr, "truthserver:", err)
-			exit(2)
+			die(2, err)
 		}
 	}
 	mux.Handle("/", t.wrap(chat))
@@ -252,8 +252,7 @@ func main() {
 	defer stop()
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "truthserver:", err)
-		exit(1)
+		die(1, err)
 	}
 	// The same server settings as fakezeno.Server.Serve.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
@@ -265,8 +264,7 @@ func main() {
 	go func() { errc <- srv.Serve(stampListener{ln}) }()
 	select {
 	case err := <-errc:
-		fmt.Fprintln(os.Stderr, "truthserver:", err)
-		exit(1)
+		die(1, err)
 	case <-ctx.Done():
 	}
 	fz.Close()
