@@ -378,18 +378,26 @@ def build_rows(recs):
         rows.append(("1 throughput", f"{lab}: req per CPU-s" + (" (median)" if len(rs) > 1 else ""),
                      f(statistics.median(vals)) if vals else "n/a", extra, ""))
 
-    def ratio_row(other, name, target):
-        xs = [by[(n, "zeno-worker")]["rps_per_cpu"] / by[(n, other)]["rps_per_cpu"] for n in rounds
-              if by.get((n, "zeno-worker"), {}).get("rps_per_cpu") and by.get((n, other), {}).get("rps_per_cpu")]
+    def ratio_row(num, other, name, target):
+        xs = [by[(n, num)]["rps_per_cpu"] / by[(n, other)]["rps_per_cpu"] for n in rounds
+              if by.get((n, num), {}).get("rps_per_cpu") and by.get((n, other), {}).get("rps_per_cpu")]
         if not xs:
             return
         x = statistics.median(xs)
-        detail = f">= {target:g}x" + (" (rounds: " + ", ".join(f"{v:.2f}x" for v in xs) + ")" if len(xs) > 1 else "")
-        rows.append(("1 throughput", f"zeno-worker / {name}" + (" (median)" if len(xs) > 1 else ""),
-                     f"{x:.2f}x", detail, "MET" if x >= target else "MISSED"))
+        per = " (rounds: " + ", ".join(f"{v:.2f}x" for v in xs) + ")" if len(xs) > 1 else ""
+        med = " (median)" if len(xs) > 1 else ""
+        if target is None:  # context, not a target
+            rows.append(("1 throughput", f"{num} / {name}{med}", f"{x:.2f}x",
+                         "context: the ceiling for the 10x target on this machine" + per, ""))
+            return
+        rows.append(("1 throughput", f"{num} / {name}{med}", f"{x:.2f}x", f">= {target:g}x" + per,
+                     "MET" if x >= target else "MISSED"))
 
-    ratio_row("locust-fasthttp", "FastHttpUser", 10)
-    ratio_row("wrk", "wrk", 0.5)
+    ratio_row("zeno-worker", "locust-fasthttp", "FastHttpUser", 10)
+    ratio_row("zeno-worker", "wrk", "wrk", 0.5)
+    # wrk is the practical ceiling (C, one epoll loop): where it is itself
+    # under 10x FastHttpUser, 10x needs zeno-worker to beat it.
+    ratio_row("wrk", "locust-fasthttp", "FastHttpUser", None)
     go_fails = sum(r.get("failures") or 0 for r in s1 if r["label"] == "zeno-worker")
     if go_fails:
         rows.append(("1 throughput", "zeno-worker failures", f(go_fails), "0", "MISSED"))
