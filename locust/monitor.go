@@ -8,6 +8,10 @@ static int zl_monitor(void *zsock, const char *endpoint) {
 	return zmq_socket_monitor(zsock_resolve(zsock), endpoint,
 		ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
 }
+
+static int zl_monitor_stop(void *zsock) {
+	return zmq_socket_monitor(zsock_resolve(zsock), NULL, 0);
+}
 */
 import "C"
 
@@ -54,6 +58,17 @@ func startMonitor(sock *goczmq.Sock) (*goczmq.Sock, error) {
 		return nil, fmt.Errorf("connect monitor: %w", err)
 	}
 	return pair, nil
+}
+
+// stopMonitor detaches the monitor from sock. It must come before
+// sock.Destroy: a destroyed socket lingers with the monitor still attached,
+// and an event it reports then (say, connecting to a master that has just
+// come up) is a blocking send to a monitor nobody reads any more, made on
+// libzmq's one I/O thread, which stalls every ZeroMQ socket in the process.
+func stopMonitor(sock *goczmq.Sock) {
+	if raw := *(*unsafe.Pointer)(unsafe.Pointer(sock)); raw != nil {
+		C.zl_monitor_stop(raw)
+	}
 }
 
 // readEvent decodes one monitor message: a 6-byte frame (uint16 event,

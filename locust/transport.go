@@ -82,15 +82,17 @@ func (c *conn) loop(ctx context.Context, endpoint, identity string, ready chan<-
 	}
 	poller, err := goczmq.NewPoller(sock, mon)
 	if err != nil {
-		mon.Destroy()
+		stopMonitor(sock)
 		sock.Destroy()
+		mon.Destroy()
 		ready <- fmt.Errorf("poller: %w", err)
 		return
 	}
 	ready <- nil
 	defer func() {
 		poller.Destroy()
-		sock.Destroy() // linger flushes what is queued
+		stopMonitor(sock) // before Destroy: see stopMonitor
+		sock.Destroy()    // linger flushes what is queued
 		mon.Destroy()
 	}()
 
