@@ -153,16 +153,20 @@ func cmsgAlign(n int) int {
 
 func (s *Socket) Write(p []byte) (int, error) {
 	s.wbuf, s.wdone, s.werrno = p, 0, 0
-	err := s.rc.Write(s.writeFn)
+	return s.writeResult(s.rc.Write(s.writeFn))
+}
+
+// writeResult ends a Write or WriteAndWait: the bytes written, and the
+// write's own error, else err from the poller (a deadline or a closed
+// socket). The callbacks set an errno only when they end the wait, so at
+// most one of the two is set.
+func (s *Socket) writeResult(err error) (int, error) {
 	done, errno := s.wdone, s.werrno
 	s.wbuf = nil
-	switch {
-	case err != nil:
-		return done, err
-	case errno != 0:
+	if errno != 0 {
 		return done, os.NewSyscallError("write", errno)
 	}
-	return done, nil
+	return done, err
 }
 
 func (s *Socket) writeSome(fd uintptr) bool {
@@ -202,15 +206,7 @@ func (s *Socket) WriteAndWait(p []byte) (int, error) {
 		// let the next Read try its luck.
 		err = s.rc.Write(s.writeFn)
 	}
-	done, errno := s.wdone, s.werrno
-	s.wbuf = nil
-	switch {
-	case errno != 0:
-		return done, os.NewSyscallError("write", errno)
-	case err != nil:
-		return done, err
-	}
-	return done, nil
+	return s.writeResult(err)
 }
 
 // sendThenWait is the RawConn read callback of WriteAndWait: the first call
