@@ -36,13 +36,16 @@ const (
 // monitorSeq makes inproc endpoint names unique within the process.
 var monitorSeq atomic.Uint64
 
+// zsock is sock's zsock_t pointer (nil before it is initialised). goczmq
+// does not wrap zmq_socket_monitor, so the monitor calls read it: it is the
+// first field of the goczmq.Sock version pinned in go.mod.
+func zsock(sock *goczmq.Sock) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(sock)) }
+
 // startMonitor asks libzmq for the DEALER's connect and disconnect events.
-// goczmq does not wrap zmq_socket_monitor, so this reads the zsock_t
-// pointer, which is the first field of the goczmq.Sock version pinned in
-// go.mod. The events are what lets a worker notice a restarted master at
-// once: a new master never answers a worker it does not know.
+// The events are what lets a worker notice a restarted master at once: a
+// new master never answers a worker it does not know.
 func startMonitor(sock *goczmq.Sock) (*goczmq.Sock, error) {
-	raw := *(*unsafe.Pointer)(unsafe.Pointer(sock))
+	raw := zsock(sock)
 	if raw == nil {
 		return nil, errors.New("socket not initialised")
 	}
@@ -66,7 +69,7 @@ func startMonitor(sock *goczmq.Sock) (*goczmq.Sock, error) {
 // come up) is a blocking send to a monitor nobody reads any more, made on
 // libzmq's one I/O thread, which stalls every ZeroMQ socket in the process.
 func stopMonitor(sock *goczmq.Sock) {
-	if raw := *(*unsafe.Pointer)(unsafe.Pointer(sock)); raw != nil {
+	if raw := zsock(sock); raw != nil {
 		C.zl_monitor_stop(raw)
 	}
 }
