@@ -387,11 +387,10 @@ def build_rows(recs):
         per = " (rounds: " + ", ".join(f"{v:.2f}x" for v in xs) + ")" if len(xs) > 1 else ""
         med = " (median)" if len(xs) > 1 else ""
         if target is None:  # context, not a target
-            rows.append(("1 throughput", f"{num} / {name}{med}", f"{x:.2f}x",
-                         "context: the ceiling for the 10x target on this machine" + per, ""))
-            return
-        rows.append(("1 throughput", f"{num} / {name}{med}", f"{x:.2f}x", f">= {target:g}x" + per,
-                     "MET" if x >= target else "MISSED"))
+            detail, verdict = "context: the ceiling for the 10x target on this machine", ""
+        else:
+            detail, verdict = f">= {target:g}x", "MET" if x >= target else "MISSED"
+        rows.append(("1 throughput", f"{num} / {name}{med}", f"{x:.2f}x", detail + per, verdict))
 
     ratio_row("zeno-worker", "locust-fasthttp", "FastHttpUser", 10)
     ratio_row("zeno-worker", "wrk", "wrk", 0.5)
