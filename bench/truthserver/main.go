@@ -242,7 +242,7 @@ func main() {
 	})
 	chat := fz.Handler()
 	if *canned {
-		if chat, err = cannedChat(fz.Handler()); err != nil {
+		if chat, err = cannedChat(chat); err != nil {
 			die(2, err)
 		}
 	}
