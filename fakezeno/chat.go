@@ -201,7 +201,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	delay := s.scale(headerDelay(k) + naming)
 
-	switch s.threads.acquire(threadID, prefix, now, now.Add(delay)) {
+	res, evicted := s.threads.acquire(threadID, prefix, now, now.Add(delay))
+	if evicted > 0 {
+		s.st.threadsEvicted.Add(int64(evicted))
+	}
+	switch res {
 	case threadConflict:
 		s.st.conf.Add(1)
 		c.write500()

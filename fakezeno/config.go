@@ -20,7 +20,10 @@ const (
 	DefaultNamingDelay      = 600 * time.Millisecond
 	DefaultNamingJitter     = 400 * time.Millisecond
 	DefaultSlowHeadersDelay = 30 * time.Second
-	maxLineBytes            = 16 << 20
+	// DefaultMaxThreads bounds the thread store (about 270 B a thread): at
+	// --time-scale 0 every request may open a thread, 30,000 a second.
+	DefaultMaxThreads = 200_000
+	maxLineBytes      = 16 << 20
 )
 
 // Config configures a fake server. The zero value is usable: defaults are
@@ -55,6 +58,11 @@ type Config struct {
 	ToolErrorRate     float64
 	SlowHeadersDelay  time.Duration // 0 = DefaultSlowHeadersDelay
 	NoTraceInfo       bool
+
+	// MaxThreads is how many threads are kept; past it the oldest are
+	// forgotten, so a later turn on one starts a new thread. 0 =
+	// DefaultMaxThreads; negative = no limit.
+	MaxThreads int
 
 	Logger *slog.Logger // nil = slog.Default()
 }
@@ -110,6 +118,9 @@ func (c Config) normalize() (Config, error) {
 	}
 	if c.Quota < 0 {
 		errs = append(errs, fmt.Errorf("quota must be >= 0, got %d", c.Quota))
+	}
+	if c.MaxThreads == 0 {
+		c.MaxThreads = DefaultMaxThreads
 	}
 	if math.IsNaN(c.TimeScale) || math.IsInf(c.TimeScale, 0) || c.TimeScale < 0 {
 		errs = append(errs, fmt.Errorf("time scale must be a finite number >= 0, got %v", c.TimeScale))
@@ -325,6 +336,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SlowHeadersDelay, "slow-headers-delay", d.SlowHeadersDelay, "extra delay for slow headers")
 	fs.BoolVar(&c.NoTraceInfo, "no-trace-info", c.NoTraceInfo, "omit the final trace_info line (no Langfuse)")
 	fs.IntVar(&c.LineBytes, "line-bytes", d.LineBytes, "approximate size of tools lines in bytes")
+	fs.IntVar(&c.MaxThreads, "max-threads", c.MaxThreads, "threads kept before the oldest are forgotten (0 = 200000, negative = no limit)")
 	fs.DurationVar(&c.NamingDelay, "naming-delay", d.NamingDelay, "extra header delay for a new thread (negative = none)")
 	fixed := func() *Profile {
 		if c.Fixed == nil {

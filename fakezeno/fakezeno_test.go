@@ -846,7 +846,8 @@ func TestFlags(t *testing.T) {
 	}
 	err := fs.Parse([]string{"--quota", "5", "--keys", keys, "--time-scale", "0.5", "--seed", "3",
 		"--nonfatal-error-rate", "0.1", "--fatal-error-rate", "0.2", "--truncate-rate", "0.3", "--http500-rate", "0.4",
-		"--slow-headers-rate", "0.5", "--slow-headers-delay", "2s", "--no-trace-info", "--fixed-ttfb", "100ms", "--fixed-gap", "5ms"})
+		"--slow-headers-rate", "0.5", "--slow-headers-delay", "2s", "--no-trace-info", "--fixed-ttfb", "100ms", "--fixed-gap", "5ms",
+		"--max-threads", "-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -856,7 +857,7 @@ func TestFlags(t *testing.T) {
 	want := Profile{HeaderDelay: 100 * time.Millisecond, Gap: 5 * time.Millisecond}
 	if c.Quota != 5 || c.TimeScale != 0.5 || c.Seed != 3 || c.NonFatalErrorRate != 0.1 || c.FatalErrorRate != 0.2 ||
 		c.TruncateRate != 0.3 || c.HTTP500Rate != 0.4 || c.SlowHeadersRate != 0.5 || c.SlowHeadersDelay != 2*time.Second ||
-		!c.NoTraceInfo || c.Fixed == nil || *c.Fixed != want || len(c.Keys) != 1 || c.Keys[0].Quota != 7 {
+		!c.NoTraceInfo || c.Fixed == nil || *c.Fixed != want || len(c.Keys) != 1 || c.Keys[0].Quota != 7 || c.MaxThreads != -1 {
 		t.Fatalf("parsed %+v fixed %+v", c, c.Fixed)
 	}
 	fs = flag.NewFlagSet("t", flag.ContinueOnError)

@@ -29,7 +29,7 @@ type Server struct {
 
 	st      stats
 	quota   quotaStore
-	threads threadStore
+	threads *threadStore
 	bufs    sync.Pool // *[]byte for per-request trace_info lines
 	// known maps the embedded corpus's queries to their kind, so load from
 	// zenoload's own corpus gets the latency its row name promises.
@@ -71,7 +71,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("fakezeno: build payloads: %w", err)
 	}
 	s := &Server{cfg: c, log: c.Logger, pay: pay, started: time.Now(), stopping: make(chan struct{}),
-		known: corpusKinds(querydata.Default())}
+		known: corpusKinds(querydata.Default()), threads: newThreadStore(c.MaxThreads)}
 	s.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	if len(c.Keys) > 0 {
 		s.keys = make(map[string]Key, len(c.Keys))

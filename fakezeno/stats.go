@@ -58,6 +58,7 @@ type GroundTruth struct {
 	ThreadsContinued int64 `json:"threads_continued"` // requests on an existing thread
 	ThreadsDeleted   int64 `json:"threads_deleted"`
 	ThreadsActive    int64 `json:"threads_active"`
+	ThreadsEvicted   int64 `json:"threads_evicted"`  // forgotten past Config.MaxThreads
 	ThreadConflicts  int64 `json:"thread_conflicts"` // 500s: thread owned by another key, or still being created
 	// ThreadTurns maps a turn count to the number of live threads that have it.
 	ThreadTurns map[string]int64 `json:"thread_turns"`
@@ -135,6 +136,7 @@ type stats struct {
 	linesByNode                                            [numNodes]atomic.Int64
 	injected500, slowHeaders, namingDelays, quotaRequests  atomic.Int64
 	threadsCreated, threadsContinued, threadsDeleted, conf atomic.Int64
+	threadsEvicted                                         atomic.Int64
 	headerDelay, gap                                       delayHist
 }
 
@@ -159,6 +161,7 @@ func (s *Server) Stats() GroundTruth {
 		InjectedHeaderDelayMS: st.headerDelay.summary(), InjectedGapMS: st.gap.summary(),
 		QuotaRequests: st.quotaRequests.Load(), ThreadsCreated: st.threadsCreated.Load(),
 		ThreadsContinued: st.threadsContinued.Load(), ThreadsDeleted: st.threadsDeleted.Load(), ThreadConflicts: st.conf.Load(),
+		ThreadsEvicted: st.threadsEvicted.Load(),
 	}
 	for code := range st.status {
 		if n := st.status[code].Load(); n > 0 {

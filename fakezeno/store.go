@@ -86,19 +86,33 @@ func (q *quotaStore) snapshot() map[string]QuotaUsage {
 }
 
 // threadStore maps thread_id to its owner and turn count. It is sharded so
-// concurrent new threads rarely contend.
+// concurrent new threads rarely contend. Zeno keeps every thread in its
+// database; here each shard forgets its oldest threads past perShard, so a
+// long run at --time-scale 0 (a new thread per request) stays bounded.
 type threadStore struct {
-	shards [64]threadShard
+	shards   [64]threadShard
+	perShard int // 0: unbounded
 }
 
 type threadShard struct {
 	mu sync.Mutex
 	m  map[string]thread
+	// order lists threads oldest first from head; a ref whose seq no longer
+	// matches (deleted, or deleted and created again) is stale.
+	order []threadRef
+	head  int
+	seq   uint64
+}
+
+type threadRef struct {
+	id  string
+	seq uint64
 }
 
 type thread struct {
 	owner   string
 	turns   int32
+	seq     uint64
 	created time.Time
 	readyAt time.Time // end of the creating request's pre-header phase
 }
@@ -111,6 +125,16 @@ const (
 	threadConflict
 )
 
+// newThreadStore keeps about limit threads (limit/64 per shard, rounded
+// up); limit <= 0 keeps all.
+func newThreadStore(limit int) *threadStore {
+	t := &threadStore{}
+	if limit > 0 {
+		t.perShard = (limit + len(t.shards) - 1) / len(t.shards)
+	}
+	return t
+}
+
 func (t *threadStore) shard(id string) *threadShard {
 	h := uint32(2166136261) // FNV-1a, inline to avoid allocating a hasher
 	for i := 0; i < len(id); i++ {
@@ -122,7 +146,8 @@ func (t *threadStore) shard(id string) *threadShard {
 // acquire creates or continues thread id for owner. A thread owned by
 // another key is a conflict, and so is one whose creating request is still
 // before its headers: the real server then races on the primary key insert.
-func (t *threadStore) acquire(id, owner string, now, readyAt time.Time) threadResult {
+// evicted is how many old threads a new one pushed out.
+func (t *threadStore) acquire(id, owner string, now, readyAt time.Time) (res threadResult, evicted int) {
 	sh := t.shard(id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -132,14 +157,47 @@ func (t *threadStore) acquire(id, owner string, now, readyAt time.Time) threadRe
 	th, ok := sh.m[id]
 	switch {
 	case !ok:
-		sh.m[id] = thread{owner: owner, turns: 1, created: now, readyAt: readyAt}
-		return threadCreated
+		sh.seq++
+		sh.m[id] = thread{owner: owner, turns: 1, seq: sh.seq, created: now, readyAt: readyAt}
+		if t.perShard > 0 {
+			evicted = sh.evict(id, t.perShard)
+		}
+		return threadCreated, evicted
 	case th.owner != owner || now.Before(th.readyAt):
-		return threadConflict
+		return threadConflict, 0
 	}
 	th.turns++
 	sh.m[id] = th
-	return threadContinued
+	return threadContinued, 0
+}
+
+// evict records the thread id just created and forgets the oldest threads
+// while the shard holds more than limit.
+func (sh *threadShard) evict(id string, limit int) (n int) {
+	sh.order = append(sh.order, threadRef{id, sh.seq})
+	for len(sh.m) > limit && sh.head < len(sh.order) {
+		ref := sh.order[sh.head]
+		sh.order[sh.head] = threadRef{}
+		sh.head++
+		if th, ok := sh.m[ref.id]; ok && th.seq == ref.seq {
+			delete(sh.m, ref.id)
+			n++
+		}
+	}
+	// Deleted threads leave stale refs behind; drop them once they could
+	// outnumber the live ones, so order stays within about 2*limit.
+	if live := sh.order[sh.head:]; len(live) > 2*limit+16 || sh.head > len(sh.order)/2 {
+		k := 0
+		for _, ref := range live {
+			if th, ok := sh.m[ref.id]; ok && th.seq == ref.seq {
+				sh.order[k] = ref
+				k++
+			}
+		}
+		clear(sh.order[k:])
+		sh.order, sh.head = sh.order[:k], 0
+	}
+	return n
 }
 
 func (t *threadStore) remove(id, owner string) bool {
