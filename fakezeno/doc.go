@@ -44,8 +44,7 @@
 // Capacity: streams run on net/http's connection goroutines only; line
 // bodies are precomputed in New and shared; counters are atomics; threads
 // and quota use sharded or per-key short locks. The thread store keeps the
-// newest Config.MaxThreads threads (200,000 by default), so a
-// long run at time scale 0, a new thread per request, stays bounded.
-// Randomness is per request,
-// seeded from Config.Seed and the request's arrival index.
+// newest Config.MaxThreads threads (200,000 by default), so a long run at
+// time scale 0, a new thread per request, stays bounded. Randomness is per
+// request, seeded from Config.Seed and the request's arrival index.
 package fakezeno
