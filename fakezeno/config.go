@@ -59,8 +59,9 @@ type Config struct {
 	SlowHeadersDelay  time.Duration // 0 = DefaultSlowHeadersDelay
 	NoTraceInfo       bool
 
-	// MaxThreads is how many threads are kept; past it the oldest are
-	// forgotten, so a later turn on one starts a new thread. 0 =
+	// MaxThreads is about how many threads are kept: each of the store's
+	// 64 shards forgets its oldest past MaxThreads/64 (rounded up), and a
+	// later turn on a forgotten thread starts a new one. 0 =
 	// DefaultMaxThreads; negative = no limit.
 	MaxThreads int
 

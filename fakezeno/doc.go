@@ -1,6 +1,7 @@
-// Package fakezeno is a realistic fake of the Project Zeno chat API
-// (see docs/zeno-api.md, parts A and C), used as an offline target for the
-// load generator, for accuracy tests and for benchmarks.
+// Package fakezeno is a realistic fake of the Project Zeno chat API (as the
+// team's API reference, zeno-api.md parts A and C, records it), used as an
+// offline target for the load generator, for accuracy tests and for
+// benchmarks.
 //
 // Endpoints:
 //
@@ -43,8 +44,9 @@
 //
 // Capacity: streams run on net/http's connection goroutines only; line
 // bodies are precomputed in New and shared; counters are atomics; threads
-// and quota use sharded or per-key short locks. The thread store keeps the
-// newest Config.MaxThreads threads (200,000 by default), so a long run at
-// time scale 0, a new thread per request, stays bounded. Randomness is per
+// and quota use sharded or per-key short locks. The thread store keeps about
+// Config.MaxThreads threads (200,000 by default; each of its 64 shards
+// forgets its oldest past a 64th of that), so a long run at time scale 0, a
+// new thread per request, stays bounded. Randomness is per
 // request, seeded from Config.Seed and the request's arrival index.
 package fakezeno

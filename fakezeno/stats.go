@@ -16,6 +16,7 @@ import (
 //	                      + streams_client_gone + streams_shutdown
 //	sum(by_kind)        = requests that passed auth, validation and the thread step
 //	                      (each of them used one quota unit)
+//	threads_created     = threads_active + threads_deleted + threads_evicted
 type GroundTruth struct {
 	StartedAt         time.Time `json:"started_at"`
 	UptimeSeconds     float64   `json:"uptime_seconds"`

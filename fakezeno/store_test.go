@@ -2,6 +2,7 @@ package fakezeno
 
 import (
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -124,5 +125,16 @@ func TestMaxThreadsServer(t *testing.T) {
 	bodyOf(t, resp)
 	if g := s.Stats(); g.ThreadsContinued != 1 {
 		t.Fatalf("the newest thread was not continued: %+v", g.ThreadsContinued)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, fmt.Sprintf("%s/api/threads/conv-%d", ts.URL, n-1), nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	dr, err := ts.Client().Do(req)
+	if err != nil || dr.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %v %v", err, dr)
+	}
+	dr.Body.Close()
+	// The GroundTruth invariant.
+	if g := s.Stats(); g.ThreadsDeleted != 1 || g.ThreadsCreated != g.ThreadsActive+g.ThreadsDeleted+g.ThreadsEvicted {
+		t.Fatalf("created %d != active %d + deleted %d + evicted %d", g.ThreadsCreated, g.ThreadsActive, g.ThreadsDeleted, g.ThreadsEvicted)
 	}
 }
