@@ -113,7 +113,6 @@ type thread struct {
 	owner   string
 	turns   int32
 	seq     uint64
-	created time.Time
 	readyAt time.Time // end of the creating request's pre-header phase
 }
 
@@ -158,7 +157,7 @@ func (t *threadStore) acquire(id, owner string, now, readyAt time.Time) (res thr
 	switch {
 	case !ok:
 		sh.seq++
-		sh.m[id] = thread{owner: owner, turns: 1, seq: sh.seq, created: now, readyAt: readyAt}
+		sh.m[id] = thread{owner: owner, turns: 1, seq: sh.seq, readyAt: readyAt}
 		if t.perShard > 0 {
 			evicted = sh.evict(id, t.perShard)
 		}
@@ -171,6 +170,17 @@ func (t *threadStore) acquire(id, owner string, now, readyAt time.Time) (res thr
 	return threadContinued, 0
 }
 
+// staleSlack lets a small shard's order list hold a few stale refs before
+// it is compacted.
+const staleSlack = 16
+
+// live reports whether ref names a thread still in the shard, in the same
+// life it was recorded in.
+func (sh *threadShard) live(ref threadRef) bool {
+	th, ok := sh.m[ref.id]
+	return ok && th.seq == ref.seq
+}
+
 // evict records the thread id just created and forgets the oldest threads
 // while the shard holds more than limit.
 func (sh *threadShard) evict(id string, limit int) (n int) {
@@ -179,17 +189,17 @@ func (sh *threadShard) evict(id string, limit int) (n int) {
 		ref := sh.order[sh.head]
 		sh.order[sh.head] = threadRef{}
 		sh.head++
-		if th, ok := sh.m[ref.id]; ok && th.seq == ref.seq {
+		if sh.live(ref) {
 			delete(sh.m, ref.id)
 			n++
 		}
 	}
 	// Deleted threads leave stale refs behind; drop them once they could
 	// outnumber the live ones, so order stays within about 2*limit.
-	if live := sh.order[sh.head:]; len(live) > 2*limit+16 || sh.head > len(sh.order)/2 {
+	if rest := sh.order[sh.head:]; len(rest) > 2*limit+staleSlack || sh.head > len(sh.order)/2 {
 		k := 0
-		for _, ref := range live {
-			if th, ok := sh.m[ref.id]; ok && th.seq == ref.seq {
+		for _, ref := range rest {
+			if sh.live(ref) {
 				sh.order[k] = ref
 				k++
 			}

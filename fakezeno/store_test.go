@@ -49,7 +49,7 @@ func TestThreadStoreBounded(t *testing.T) {
 		t.Fatalf("newest thread: result %d, want continued", res)
 	}
 	for i := range ts.shards {
-		if sh := &ts.shards[i]; len(sh.order)-sh.head > 2*ts.perShard+17 {
+		if sh := &ts.shards[i]; len(sh.order)-sh.head > 2*ts.perShard+staleSlack+1 {
 			t.Fatalf("shard %d keeps %d refs for %d threads", i, len(sh.order)-sh.head, len(sh.m))
 		}
 	}
@@ -101,7 +101,7 @@ func TestThreadStoreStaleRefs(t *testing.T) {
 		ts.remove(id, "p")
 	}
 	for i := range ts.shards {
-		if sh := &ts.shards[i]; len(sh.order) > 2*ts.perShard+17 {
+		if sh := &ts.shards[i]; len(sh.order) > 2*ts.perShard+staleSlack+1 {
 			t.Fatalf("shard %d: order holds %d refs for %d threads", i, len(sh.order), len(sh.m))
 		}
 	}
