@@ -2,6 +2,7 @@ package fakezeno
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,7 +21,7 @@ const (
 	DefaultNamingDelay      = 600 * time.Millisecond
 	DefaultNamingJitter     = 400 * time.Millisecond
 	DefaultSlowHeadersDelay = 30 * time.Second
-	// DefaultMaxThreads bounds the thread store (about 270 B a thread): at
+	// DefaultMaxThreads bounds the thread store (about 200 B a thread): at
 	// --time-scale 0 every request may open a thread, 30,000 a second.
 	DefaultMaxThreads = 200_000
 	maxLineBytes      = 16 << 20
@@ -337,7 +338,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SlowHeadersDelay, "slow-headers-delay", d.SlowHeadersDelay, "extra delay for slow headers")
 	fs.BoolVar(&c.NoTraceInfo, "no-trace-info", c.NoTraceInfo, "omit the final trace_info line (no Langfuse)")
 	fs.IntVar(&c.LineBytes, "line-bytes", d.LineBytes, "approximate size of tools lines in bytes")
-	fs.IntVar(&c.MaxThreads, "max-threads", c.MaxThreads, "threads kept before the oldest are forgotten (0 = 200000, negative = no limit)")
+	fs.IntVar(&c.MaxThreads, "max-threads", cmp.Or(c.MaxThreads, DefaultMaxThreads), "about how many threads are kept before the oldest are forgotten (negative = no limit)")
 	fs.DurationVar(&c.NamingDelay, "naming-delay", d.NamingDelay, "extra header delay for a new thread (negative = none)")
 	fixed := func() *Profile {
 		if c.Fixed == nil {

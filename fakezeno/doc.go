@@ -47,6 +47,6 @@
 // and quota use sharded or per-key short locks. The thread store keeps about
 // Config.MaxThreads threads (200,000 by default; each of its 64 shards
 // forgets its oldest past a 64th of that), so a long run at time scale 0, a
-// new thread per request, stays bounded. Randomness is per
-// request, seeded from Config.Seed and the request's arrival index.
+// new thread per request, stays bounded. Randomness is per request, seeded
+// from Config.Seed and the request's arrival index.
 package fakezeno
